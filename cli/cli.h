@@ -1,0 +1,59 @@
+/* cli.h - the dsm front-end: the command table and the flag parser every command uses.
+ *
+ * A command is `int cmd_NAME(int argc, char **argv)` where argv[0] is the command's own name
+ * (e.g. "logits" or "model init"); it returns the process exit code (README "Exit codes":
+ * 0 ok, 1 a predicate's "no", 2 usage or bad input, 3 system or service failure).
+ * Commands print results on stdout and every diagnostic on stderr.
+ */
+#ifndef DSM_CLI_H
+#define DSM_CLI_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+
+enum cli_opt_kind { CLI_STR, CLI_INT, CLI_LONG, CLI_DOUBLE, CLI_FLAG };
+
+struct cli_opt {
+    const char *name;       /* "--model" */
+    enum cli_opt_kind kind; /* what dst points to: char*, int, long, double, int (0/1) */
+    void *dst;              /* written when the flag is given; untouched otherwise (the default) */
+    const char *arg;        /* placeholder for help, e.g. "DIR"; NULL for CLI_FLAG */
+    const char *help;       /* one line */
+};
+
+struct cli_cmd_spec {
+    const char *name;     /* "model init" */
+    const char *synopsis; /* usage line after the name */
+    const char *summary;  /* one paragraph */
+    const struct cli_opt *opts;
+    size_t nopts;
+    int max_positional;   /* 0 = no positional arguments allowed; -1 = any number */
+};
+
+/* Parse argv[1..] against spec. Positional arguments are moved to pos (capacity posc) and counted
+ * in *npos. "--help"/"-h" prints usage to stdout and returns -1 (the caller exits 0). A bad flag
+ * prints what was wrong to stderr and returns 2. Otherwise returns 0. Accepts "--flag value" and
+ * "--flag=value". */
+int cli_parse(const struct cli_cmd_spec *spec, int argc, char **argv, char **pos, int posc, int *npos);
+
+/* Print the usage of spec to stdout. */
+void cli_usage(const struct cli_cmd_spec *spec);
+
+/* Report a failed status: "dsm <cmd>: <message>" on stderr; returns the exit code for it. */
+int cli_fail(const char *cmd, const struct dsm_err *err);
+
+/* Report a usage error on stderr ("dsm <cmd>: <message> (try 'dsm <cmd> --help')"); returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse a comma-separated list of non-negative integers ("5,17,99") into a new array (*out,
+ * *n). Errors name the bad element. Caller frees *out. */
+int cli_parse_ids(const char *s, int **out, int *n, struct dsm_err *err);
+
+/* ---- commands (one file each under cli/) ---- */
+int cmd_model(int argc, char **argv);   /* model init | model info */
+int cmd_logits(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_backend(int argc, char **argv); /* backend info */
+
+#endif

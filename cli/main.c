@@ -1,0 +1,48 @@
+/* main.c - the dsm front-end: dispatch a subcommand. See README "Commands" and "Exit codes". */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+/* One table: dispatch and `dsm --help` both come from it. */
+static const struct command commands[] = {
+    {"model", cmd_model, "create or inspect a model directory (model init, model info)"},
+    {"logits", cmd_logits, "run a forward pass and print or write logits"},
+    {"generate", cmd_generate, "sample completions from a model"},
+    {"backend", cmd_backend, "show the compute backend that would be used"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: dsm <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'dsm <command> --help' shows a command's options.\n"
+               "Exit codes: 0 ok, 1 a predicate's \"no\", 2 usage or bad input, 3 system or service failure.\n");
+}
+
+int main(int argc, char **argv) {
+    dsm_log_init();
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("dsm 0.1.0\n");
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "dsm: unknown command '%s' (try 'dsm --help')\n", argv[1]);
+    return 2;
+}

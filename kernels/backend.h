@@ -1,0 +1,123 @@
+/* backend.h - the compute backend interface: a struct of function pointers.
+ *
+ * A backend owns a device (CPU memory, or one CUDA device with one stream) and provides memory
+ * management and the ops the transformer needs. There is no model knowledge here.
+ *
+ * Conventions every backend follows:
+ *  - Every tensor pointer passed to an op is *device memory* of that backend (from ->alloc).
+ *    Host data enters with ->upload and leaves with ->download.
+ *  - Ops are enqueued in order on the backend's single stream and may run asynchronously; they
+ *    return nothing. Argument errors are programming errors (checked by DSM_ASSERT in the public
+ *    wrappers of backend.c). Run-time failures of the device (a CUDA fault) surface from ->sync,
+ *    which waits for all queued work. ->download is synchronous.
+ *  - Tensors are row-major, contiguous, float32 unless a dtype argument says otherwise. Shape
+ *    comments list outputs first, then inputs, then weights, then sizes.
+ *  - Linear weights are stored (N, K) as Hugging Face stores them: y = x · Wᵀ + b.
+ *  - Index tensors (token ids, positions) are int32 in device memory.
+ *
+ * Backends: "cpu" (OpenBLAS + OpenMP fast ops), "ref" (the naive reference ops from
+ * kernels/cpu/ref.c on CPU memory: the oracle, never optimised), and "cuda" (libdsm_cuda.so,
+ * loaded with dlopen by dsm_backend_open; its absence is not an error for "auto").
+ */
+#ifndef DSM_BACKEND_H
+#define DSM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+enum dsm_dtype { DSM_DT_F32 = 0, DSM_DT_F16 = 1, DSM_DT_BF16 = 2 };
+
+/* Bytes per element of dt. */
+size_t dsm_dtype_size(enum dsm_dtype dt);
+/* "f32", "f16", "bf16". */
+const char *dsm_dtype_name(enum dsm_dtype dt);
+
+/* ABI version of struct dsm_backend; a CUDA module built against another version is refused. */
+#define DSM_BACKEND_ABI 1
+
+struct dsm_backend {
+    const char *name; /* "cpu", "ref", "cuda" */
+    char desc[160];   /* human description: device name, threads, BLAS core type */
+    void *impl;       /* backend-private state */
+    int abi;          /* DSM_BACKEND_ABI */
+
+    /* ---- memory (all required) ---- */
+    /* Allocate bytes of device memory, 64-byte aligned, uninitialised; NULL on failure. */
+    void *(*alloc)(struct dsm_backend *be, size_t bytes);
+    /* Free memory from alloc; NULL is a no-op. */
+    void (*free)(struct dsm_backend *be, void *p);
+    /* Host -> device, device -> host (synchronous), device -> device, zero fill. */
+    void (*upload)(struct dsm_backend *be, void *dst, const void *src, size_t bytes);
+    void (*download)(struct dsm_backend *be, void *dst, const void *src, size_t bytes);
+    void (*copy)(struct dsm_backend *be, void *dst, const void *src, size_t bytes);
+    void (*zero)(struct dsm_backend *be, void *dst, size_t bytes);
+    /* Wait for all queued work; report any asynchronous device error. */
+    int (*sync)(struct dsm_backend *be, struct dsm_err *err);
+    /* Release everything, including the struct itself. */
+    void (*destroy)(struct dsm_backend *be);
+
+    /* ---- forward ops (all required) ---- */
+
+    /* out (M, N) = x (M, K) · w (N, K)ᵀ [+ bias (N)]; w has dtype wdt; bias may be NULL.
+     * out must not alias x. */
+    void (*linear)(struct dsm_backend *be, float *out, const float *x, const void *w,
+                   enum dsm_dtype wdt, const float *bias, int M, int N, int K);
+
+    /* out (T, C) = table[ids[t]] for table (V, C) of dtype dt. ids must be < V (checked by the
+     * caller: models validate token ids before they reach a device). */
+    void (*embedding)(struct dsm_backend *be, float *out, const int32_t *ids, const void *table,
+                      enum dsm_dtype dt, int T, int C);
+
+    /* out (T, C) = x / sqrt(mean(x²) + eps) * w (C); out may alias x. */
+    void (*rmsnorm)(struct dsm_backend *be, float *out, const float *x, const float *w, int T,
+                    int C, float eps);
+
+    /* In place rotary embedding, Hugging Face rotate-half convention, on x (T, H, D) with row
+     * stride `stride` floats between tokens: for i < D/2, with c = cos[pos[t]][i],
+     * s = sin[pos[t]][i]: (x_i, x_{i+D/2}) <- (x_i c - x_{i+D/2} s, x_{i+D/2} c + x_i s).
+     * cos, sin are (P, D/2) tables built by the model (they carry any rope scaling). */
+    void (*rope)(struct dsm_backend *be, float *x, const int32_t *pos, const float *cos,
+                 const float *sin, int T, int H, int D, int stride);
+
+    /* Causal attention of T new queries over a KV cache.
+     * out (T, Hq*D); q (T, Hq*D); k, v (S, Hkv*D) with rows 0..pos0+T-1 filled;
+     * query t (absolute position pos0+t) attends keys 0..pos0+t; query head h uses kv head
+     * h / (Hq/Hkv) (GQA; Hq % Hkv == 0). Scores are scaled by `scale` (1/sqrt(D) normally).
+     * scratch: at least T * Hq * (pos0 + T) floats of device memory. */
+    void (*attention)(struct dsm_backend *be, float *out, const float *q, const float *k,
+                      const float *v, float *scratch, int T, int pos0, int Hq, int Hkv, int D,
+                      float scale);
+
+    /* out (n) = silu(gate (n)) * up (n); silu(x) = x / (1 + e^-x). out may alias gate or up. */
+    void (*swiglu)(struct dsm_backend *be, float *out, const float *gate, const float *up,
+                   size_t n);
+
+    /* out (n) = a (n) + b (n); out may alias a or b. */
+    void (*add)(struct dsm_backend *be, float *out, const float *a, const float *b, size_t n);
+
+    /* Row-wise softmax and log-softmax: out (R, C) from x (R, C); out may alias x. */
+    void (*softmax)(struct dsm_backend *be, float *out, const float *x, int R, int C);
+    void (*log_softmax)(struct dsm_backend *be, float *out, const float *x, int R, int C);
+};
+
+/* Open a backend by name: "cpu", "ref", "cuda" or "auto" (CUDA when a module and a device are
+ * available, else CPU with one info line saying why). n_threads: CPU threads, 0 = all cores.
+ * On success *out is a new backend the caller destroys with dsm_backend_destroy.
+ * Errors: DSM_EINVAL for an unknown name; DSM_EBACKEND when "cuda" was asked for and cannot be had
+ * (the message says why: module not built, library missing, no device). */
+int dsm_backend_open(const char *name, int n_threads, struct dsm_backend **out, struct dsm_err *err);
+
+/* Destroy a backend; NULL is a no-op. */
+void dsm_backend_destroy(struct dsm_backend *be);
+
+/* The constructors behind dsm_backend_open (kernels/cpu/). */
+int dsm_backend_cpu_create(int n_threads, struct dsm_backend **out, struct dsm_err *err);
+int dsm_backend_ref_create(struct dsm_backend **out, struct dsm_err *err);
+
+/* The one symbol a CUDA module exports (extern "C", default visibility). */
+typedef int (*dsm_cuda_create_fn)(int abi, struct dsm_backend **out, struct dsm_err *err);
+#define DSM_CUDA_CREATE_SYMBOL "dsm_cuda_backend_create"
+
+#endif
