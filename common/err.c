@@ -22,9 +22,21 @@ int dsm_err_prefix(struct dsm_err *err, int code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
+    /* new message = head ": " old, truncated to fit (explicit copies: truncation is intended) */
     char old[sizeof err->msg];
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    old[sizeof old - 1] = '\0';
+    size_t hl = strlen(head), ol = strlen(old), cap = sizeof err->msg - 1;
+    size_t n = 0;
+    memcpy(err->msg, head, hl < cap ? hl : cap);
+    n = hl < cap ? hl : cap;
+    if (n + 2 <= cap) {
+        memcpy(err->msg + n, ": ", 2);
+        n += 2;
+    }
+    size_t take = ol < cap - n ? ol : cap - n;
+    memcpy(err->msg + n, old, take);
+    err->msg[n + take] = '\0';
     if (err->code == DSM_OK) err->code = code;
     return err->code;
 }

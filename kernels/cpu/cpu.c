@@ -1,0 +1,284 @@
+/* cpu.c - the fast CPU backend: OpenBLAS sgemm for large products, our GEMV kernels for decode,
+ * OpenMP loops for the element-wise and row-wise ops. Each op here has its naive twin in ref.c and
+ * tests/unit/test_kernels.c holds the two together.
+ *
+ * Threads: n_threads OpenMP threads for our loops; OpenBLAS gets the same count and is only ever
+ * called from outside our parallel regions.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/gemv.h"
+#include "kernels/cpu/host_mem.h"
+
+struct cpu_impl {
+    const struct blas_api *blas;
+    int n_threads;
+    int avx512;
+    int gemv_max_m; /* use GEMV for M <= this, sgemm above (measured in tests/bench/bench_ops.c) */
+};
+
+#define IMPL(be) ((struct cpu_impl *)(be)->impl)
+
+/* Rows of weights converted to f32 per sgemm call when weights are bf16/f16 and M is large. */
+#define CONVERT_ROWS 256
+
+static void convert_rows(float *dst, const void *w, enum dsm_dtype dt, size_t n, int nt) {
+    const uint16_t *h = w;
+#pragma omp parallel for schedule(static) num_threads(nt) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        dst[i] = dt == DSM_DT_BF16 ? dsm_bf16_to_f32(h[i]) : dsm_f16_to_f32(h[i]);
+}
+
+static void cpu_linear(struct dsm_backend *be, float *out, const float *x, const void *w,
+                       enum dsm_dtype wdt, const float *bias, int M, int N, int K) {
+    struct cpu_impl *ci = IMPL(be);
+    if (M <= ci->gemv_max_m) {
+        gemv_small_m(out, x, w, wdt, bias, M, N, K, ci->n_threads, ci->avx512);
+        return;
+    }
+    float beta = 0.0f;
+    if (bias) {
+#pragma omp parallel for schedule(static) num_threads(ci->n_threads)
+        for (int m = 0; m < M; m++) memcpy(out + (size_t)m * N, bias, sizeof(float) * (size_t)N);
+        beta = 1.0f;
+    }
+    if (wdt == DSM_DT_F32) {
+        ci->blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_TRANS, M, N, K, 1.0f, x, K, w, K, beta,
+                        out, N);
+        return;
+    }
+    /* bf16/f16 weights: widen CONVERT_ROWS rows at a time and multiply that column block. */
+    float *tmp = malloc(sizeof(float) * (size_t)CONVERT_ROWS * (size_t)K);
+    DSM_ASSERT(tmp != NULL);
+    for (int n0 = 0; n0 < N; n0 += CONVERT_ROWS) {
+        int nb = N - n0 < CONVERT_ROWS ? N - n0 : CONVERT_ROWS;
+        convert_rows(tmp, (const uint16_t *)w + (size_t)n0 * K, wdt, (size_t)nb * K, ci->n_threads);
+        ci->blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_TRANS, M, nb, K, 1.0f, x, K, tmp, K,
+                        beta, out + n0, N);
+    }
+    free(tmp);
+}
+
+static void cpu_embedding(struct dsm_backend *be, float *out, const int32_t *ids, const void *table,
+                          enum dsm_dtype dt, int T, int C) {
+    int nt = IMPL(be)->n_threads;
+#pragma omp parallel for schedule(static) num_threads(nt) if (T > 8)
+    for (int t = 0; t < T; t++) {
+        float *o = out + (size_t)t * C;
+        size_t base = (size_t)ids[t] * C;
+        if (dt == DSM_DT_F32) memcpy(o, (const float *)table + base, sizeof(float) * (size_t)C);
+        else convert_rows(o, (const uint16_t *)table + base, dt, (size_t)C, 1);
+    }
+}
+
+static void cpu_rmsnorm(struct dsm_backend *be, float *out, const float *x, const float *w, int T,
+                        int C, float eps) {
+    int nt = IMPL(be)->n_threads;
+#pragma omp parallel for schedule(static) num_threads(nt) if (T > 4)
+    for (int t = 0; t < T; t++) {
+        const float *xr = x + (size_t)t * C;
+        float *o = out + (size_t)t * C;
+        float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+        for (int c = 0; c < C; c++) ss += xr[c] * xr[c];
+        float inv = 1.0f / sqrtf(ss / (float)C + eps);
+#pragma omp simd
+        for (int c = 0; c < C; c++) o[c] = (xr[c] * inv) * w[c];
+    }
+}
+
+static void cpu_rope(struct dsm_backend *be, float *x, const int32_t *pos, const float *cos,
+                     const float *sin, int T, int H, int D, int stride) {
+    int nt = IMPL(be)->n_threads;
+    int half = D / 2;
+#pragma omp parallel for schedule(static) num_threads(nt) if (T > 4)
+    for (int t = 0; t < T; t++) {
+        const float *c = cos + (size_t)pos[t] * half;
+        const float *s = sin + (size_t)pos[t] * half;
+        for (int h = 0; h < H; h++) {
+            float *v = x + (size_t)t * stride + (size_t)h * D;
+#pragma omp simd
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half];
+                v[i] = a * c[i] - b * s[i];
+                v[i + half] = b * c[i] + a * s[i];
+            }
+        }
+    }
+}
+
+/* Softmax in place over p[0..n) with scores already scaled; entries beyond n are untouched. */
+static void softmax_inplace(float *p, int n) {
+    float mx = -INFINITY;
+    for (int s = 0; s < n; s++) mx = p[s] > mx ? p[s] : mx;
+    float sum = 0.0f;
+    for (int s = 0; s < n; s++) {
+        p[s] = expf(p[s] - mx);
+        sum += p[s];
+    }
+    float inv = 1.0f / sum;
+#pragma omp simd
+    for (int s = 0; s < n; s++) p[s] *= inv;
+}
+
+/* Few queries (decode): one (t, h) pair per iteration, dot products over the cache. */
+static void attention_loop(struct cpu_impl *ci, float *out, const float *q, const float *k,
+                           const float *v, float *scratch, int T, int pos0, int Hq, int Hkv, int D,
+                           float scale) {
+    int group = Hq / Hkv;
+    int S = pos0 + T;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(ci->n_threads) if (T * Hq > 1)
+    for (int th = 0; th < T * Hq; th++) {
+        int t = th / Hq, h = th % Hq, kh = h / group;
+        int n = pos0 + t + 1;
+        const float *qv = q + ((size_t)t * Hq + h) * D;
+        float *p = scratch + (size_t)th * S;
+        for (int s = 0; s < n; s++) {
+            const float *kv = k + ((size_t)s * Hkv + kh) * D;
+            float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+            for (int i = 0; i < D; i++) d += qv[i] * kv[i];
+            p[s] = d * scale;
+        }
+        softmax_inplace(p, n);
+        float *o = out + ((size_t)t * Hq + h) * D;
+        for (int i = 0; i < D; i++) o[i] = 0.0f;
+        for (int s = 0; s < n; s++) {
+            const float *vv = v + ((size_t)s * Hkv + kh) * D;
+            float ps = p[s];
+#pragma omp simd
+            for (int i = 0; i < D; i++) o[i] += ps * vv[i];
+        }
+    }
+}
+
+/* Many queries (prefill): per head, scores = Q_h K_hᵀ and out_h = P V_h as two sgemms over
+ * strided views (no copies); the masked upper triangle is computed and discarded, which costs
+ * less than the per-pair loop at these sizes. */
+static void attention_gemm(struct cpu_impl *ci, float *out, const float *q, const float *k,
+                           const float *v, float *scratch, int T, int pos0, int Hq, int Hkv, int D,
+                           float scale) {
+    int group = Hq / Hkv;
+    int S = pos0 + T;
+    for (int h = 0; h < Hq; h++) {
+        int kh = h / group;
+        float *sc = scratch + (size_t)h * T * S; /* (T, S) */
+        ci->blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_TRANS, T, S, D, scale, q + (size_t)h * D,
+                        Hq * D, k + (size_t)kh * D, Hkv * D, 0.0f, sc, S);
+#pragma omp parallel for schedule(static) num_threads(ci->n_threads)
+        for (int t = 0; t < T; t++) {
+            float *p = sc + (size_t)t * S;
+            int n = pos0 + t + 1;
+            softmax_inplace(p, n);
+            for (int s = n; s < S; s++) p[s] = 0.0f;
+        }
+        ci->blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_NO_TRANS, T, D, S, 1.0f, sc, S,
+                        v + (size_t)kh * D, Hkv * D, 0.0f, out + (size_t)h * D, Hq * D);
+    }
+}
+
+static void cpu_attention(struct dsm_backend *be, float *out, const float *q, const float *k,
+                          const float *v, float *scratch, int T, int pos0, int Hq, int Hkv, int D,
+                          float scale) {
+    struct cpu_impl *ci = IMPL(be);
+    if (T >= 16) attention_gemm(ci, out, q, k, v, scratch, T, pos0, Hq, Hkv, D, scale);
+    else attention_loop(ci, out, q, k, v, scratch, T, pos0, Hq, Hkv, D, scale);
+}
+
+static void cpu_swiglu(struct dsm_backend *be, float *out, const float *gate, const float *up,
+                       size_t n) {
+    int nt = IMPL(be)->n_threads;
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > 16384)
+    for (size_t i = 0; i < n; i++) {
+        float g = gate[i];
+        out[i] = g / (1.0f + expf(-g)) * up[i];
+    }
+}
+
+static void cpu_add(struct dsm_backend *be, float *out, const float *a, const float *b, size_t n) {
+    int nt = IMPL(be)->n_threads;
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > 65536)
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+static void softmax_rows(struct cpu_impl *ci, float *out, const float *x, int R, int C, int take_log) {
+#pragma omp parallel for schedule(static) num_threads(ci->n_threads) if (R > 1)
+    for (int r = 0; r < R; r++) {
+        const float *xr = x + (size_t)r * C;
+        float *o = out + (size_t)r * C;
+        float mx = -INFINITY;
+        for (int c = 0; c < C; c++) mx = xr[c] > mx ? xr[c] : mx;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int c = 0; c < C; c++) sum += expf(xr[c] - mx);
+        float lse = mx + logf(sum);
+        if (take_log) {
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = xr[c] - lse;
+        } else {
+#pragma omp simd
+            for (int c = 0; c < C; c++) o[c] = expf(xr[c] - lse);
+        }
+    }
+}
+
+static void cpu_softmax(struct dsm_backend *be, float *out, const float *x, int R, int C) {
+    softmax_rows(IMPL(be), out, x, R, C, 0);
+}
+
+static void cpu_log_softmax(struct dsm_backend *be, float *out, const float *x, int R, int C) {
+    softmax_rows(IMPL(be), out, x, R, C, 1);
+}
+
+static void cpu_destroy(struct dsm_backend *be) {
+    if (!be) return;
+    free(be->impl);
+    free(be);
+}
+
+int dsm_backend_cpu_create(int n_threads, struct dsm_backend **out, struct dsm_err *err) {
+    *out = NULL;
+    const struct blas_api *blas = blas_get(err);
+    if (!blas) return DSM_EBACKEND;
+    struct dsm_backend *be = dsm_calloc(1, sizeof *be, err);
+    struct cpu_impl *ci = dsm_calloc(1, sizeof *ci, err);
+    if (!be || !ci) {
+        free(be);
+        free(ci);
+        return DSM_ENOMEM;
+    }
+    ci->blas = blas;
+    ci->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
+    ci->avx512 = gemv_have_avx512() && !getenv("DSM_NO_AVX512");
+    ci->gemv_max_m = 8;
+    blas->set_num_threads(ci->n_threads);
+    *be = (struct dsm_backend){
+        .name = "cpu",
+        .impl = ci,
+        .abi = DSM_BACKEND_ABI,
+        .destroy = cpu_destroy,
+        .linear = cpu_linear,
+        .embedding = cpu_embedding,
+        .rmsnorm = cpu_rmsnorm,
+        .rope = cpu_rope,
+        .attention = cpu_attention,
+        .swiglu = cpu_swiglu,
+        .add = cpu_add,
+        .softmax = cpu_softmax,
+        .log_softmax = cpu_log_softmax,
+    };
+    host_mem_fill(be);
+    snprintf(be->desc, sizeof be->desc, "CPU, %d threads, OpenBLAS core %s, GEMV kernel %s",
+             ci->n_threads, blas->get_corename ? blas->get_corename() : "?",
+             ci->avx512 ? "AVX-512" : "portable");
+    *out = be;
+    return DSM_OK;
+}

@@ -1,0 +1,136 @@
+/* gemv.c - y (M, N) = x (M, K) · w (N, K)ᵀ + b for small M (decode), memory-bound.
+ *
+ * Decode reads every weight once per step, so speed is bytes of weights per second. The kernel
+ * walks w in tiles of 4 rows and keeps M (<= 4) x 4 accumulators in registers, so each weight is
+ * loaded once for all M inputs. bf16 and f16 weights are widened to f32 in registers (bf16 halves
+ * the bytes read). An AVX-512 version is chosen at run time when the CPU has it; the portable
+ * version is plain C the compiler may vectorise.
+ */
+#include "kernels/cpu/gemv.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "common/util.h"
+
+/* ---- portable version ---- */
+
+static float load_scalar(const void *w, enum dsm_dtype dt, size_t i) {
+    switch (dt) {
+    case DSM_DT_F32: return ((const float *)w)[i];
+    case DSM_DT_BF16: return dsm_bf16_to_f32(((const uint16_t *)w)[i]);
+    case DSM_DT_F16: return dsm_f16_to_f32(((const uint16_t *)w)[i]);
+    }
+    return 0.0f;
+}
+
+static void gemv_rows_portable(float *out, const float *x, const void *w, enum dsm_dtype wdt,
+                               const float *bias, int M, int N, int K, int n0, int n1) {
+    for (int n = n0; n < n1; n++)
+        for (int m = 0; m < M; m++) {
+            const float *xr = x + (size_t)m * K;
+            float acc = 0.0f;
+            if (wdt == DSM_DT_F32) {
+                const float *wr = (const float *)w + (size_t)n * K;
+#pragma omp simd reduction(+ : acc)
+                for (int k = 0; k < K; k++) acc += xr[k] * wr[k];
+            } else {
+                for (int k = 0; k < K; k++) acc += xr[k] * load_scalar(w, wdt, (size_t)n * K + k);
+            }
+            out[(size_t)m * N + n] = acc + (bias ? bias[n] : 0.0f);
+        }
+}
+
+/* ---- AVX-512 version ---- */
+
+#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+AVX512_TARGET static inline __m512 load16(const void *w, enum dsm_dtype dt, size_t i, __mmask16 mk) {
+    switch (dt) {
+    case DSM_DT_BF16: {
+        __m256i h = _mm256_maskz_loadu_epi16(mk, (const uint16_t *)w + i);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    case DSM_DT_F16: return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, (const uint16_t *)w + i));
+    case DSM_DT_F32: break;
+    }
+    return _mm512_maskz_loadu_ps(mk, (const float *)w + i);
+}
+
+/* One tile: rows n..n+NR-1 of w against MM rows of x. MM and NR are compile-time constants at
+ * every call site, so the accumulator array lives in registers. */
+AVX512_TARGET __attribute__((always_inline)) static inline void
+tile512(float *out, const float *x, const void *w, enum dsm_dtype dt, const float *bias, int N,
+        int K, int n, const int MM, const int NR) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int m = 0; m < MM; m++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; j++) acc[m][j] = _mm512_setzero_ps();
+    for (int k = 0; k < K; k += 16) {
+        __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; j++) wv[j] = load16(w, dt, (size_t)(n + j) * K + k, mk);
+#pragma GCC unroll 4
+        for (int m = 0; m < MM; m++) {
+            __m512 xv = _mm512_maskz_loadu_ps(mk, x + (size_t)m * K + k);
+#pragma GCC unroll 4
+            for (int j = 0; j < NR; j++) acc[m][j] = _mm512_fmadd_ps(xv, wv[j], acc[m][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int m = 0; m < MM; m++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NR; j++)
+            out[(size_t)m * N + n + j] = _mm512_reduce_add_ps(acc[m][j]) + (bias ? bias[n + j] : 0.0f);
+}
+
+#define TILE_CASES(DT)                                                                          \
+    for (; n + 4 <= n1; n += 4) switch (M) {                                                    \
+        case 1: tile512(out, x, w, DT, bias, N, K, n, 1, 4); break;                             \
+        case 2: tile512(out, x, w, DT, bias, N, K, n, 2, 4); break;                             \
+        case 3: tile512(out, x, w, DT, bias, N, K, n, 3, 4); break;                             \
+        default: tile512(out, x, w, DT, bias, N, K, n, 4, 4); break;                            \
+        }                                                                                       \
+    for (; n < n1; n++) switch (M) {                                                            \
+        case 1: tile512(out, x, w, DT, bias, N, K, n, 1, 1); break;                             \
+        case 2: tile512(out, x, w, DT, bias, N, K, n, 2, 1); break;                             \
+        case 3: tile512(out, x, w, DT, bias, N, K, n, 3, 1); break;                             \
+        default: tile512(out, x, w, DT, bias, N, K, n, 4, 1); break;                            \
+        }
+
+AVX512_TARGET static void gemv_rows_avx512(float *out, const float *x, const void *w,
+                                           enum dsm_dtype wdt, const float *bias, int M, int N,
+                                           int K, int n0, int n1) {
+    int n = n0;
+    switch (wdt) {
+    case DSM_DT_F32: TILE_CASES(DSM_DT_F32) break;
+    case DSM_DT_BF16: TILE_CASES(DSM_DT_BF16) break;
+    case DSM_DT_F16: TILE_CASES(DSM_DT_F16) break;
+    }
+}
+
+int gemv_have_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
+void gemv_small_m(float *out, const float *x, const void *w, enum dsm_dtype wdt, const float *bias,
+                  int M, int N, int K, int n_threads, int use_avx512) {
+    /* Rows of x in passes of at most GEMV_MAX_M; the weights are re-read once per pass. */
+    for (int m0 = 0; m0 < M; m0 += GEMV_MAX_M) {
+        int mm = M - m0 < GEMV_MAX_M ? M - m0 : GEMV_MAX_M;
+        float *o = out + (size_t)m0 * N;
+        const float *xr = x + (size_t)m0 * K;
+        /* Split N into 64-row chunks across threads (a multiple of the 4-row tile). */
+        int chunks = (N + 63) / 64;
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (chunks > 1)
+        for (int c = 0; c < chunks; c++) {
+            int n0 = c * 64, n1 = n0 + 64 < N ? n0 + 64 : N;
+            if (use_avx512) gemv_rows_avx512(o, xr, w, wdt, bias, mm, N, K, n0, n1);
+            else gemv_rows_portable(o, xr, w, wdt, bias, mm, N, K, n0, n1);
+        }
+    }
+}

@@ -1,0 +1,170 @@
+/* test_kernels.c - every fast CPU op against its naive reference (kernels/cpu/ref.c), on random
+ * inputs and on shapes that exercise each code path (GEMV tiles and tails, sgemm, the bf16/f16
+ * conversion path, decode and prefill attention, GQA).
+ *
+ * Tolerances are relative to the size of the result: the fast ops accumulate in float32 (the
+ * reference in double), so a dot product of length K has a rounding error of order
+ * K * 2^-24 * sum|x_k w_k|; we bound |fast - ref| by 1e-5 * (1 + sum|terms|) per element, far
+ * below the effect of any indexing or formula mistake (which is O(1) relative).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/ref.h"
+#include "test.h"
+
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+static float *rand_vec(size_t n) {
+    float *v = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) v[i] = frand();
+    return v;
+}
+
+/* Max of |a-b| / (1 + |b|) over n elements. */
+static double max_rel(const float *a, const float *b, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / (1.0 + fabs((double)b[i]));
+        if (!(d <= m)) m = d; /* NaN propagates as a failure */
+    }
+    return m;
+}
+
+static void *make_weights(const float *w32, size_t n, enum dsm_dtype dt) {
+    if (dt == DSM_DT_F32) {
+        float *w = malloc(sizeof(float) * n);
+        memcpy(w, w32, sizeof(float) * n);
+        return w;
+    }
+    uint16_t *h = malloc(sizeof(uint16_t) * n);
+    for (size_t i = 0; i < n; i++) h[i] = dt == DSM_DT_BF16 ? dsm_f32_to_bf16(w32[i]) : dsm_f32_to_f16(w32[i]);
+    return h;
+}
+
+static void test_linear(struct dsm_backend *be) {
+    static const int Ms[] = {1, 2, 3, 4, 5, 7, 8, 9, 17, 64};
+    static const int NKs[][2] = {{1, 1}, {5, 3}, {33, 17}, {64, 48}, {300, 130}, {517, 259}};
+    static const enum dsm_dtype dts[] = {DSM_DT_F32, DSM_DT_BF16, DSM_DT_F16};
+    for (size_t di = 0; di < DSM_ARRAY_LEN(dts); di++)
+        for (size_t mi = 0; mi < DSM_ARRAY_LEN(Ms); mi++)
+            for (size_t si = 0; si < DSM_ARRAY_LEN(NKs); si++)
+                for (int with_bias = 0; with_bias < 2; with_bias++) {
+                    int M = Ms[mi], N = NKs[si][0], K = NKs[si][1];
+                    float *x = rand_vec((size_t)M * K), *w32 = rand_vec((size_t)N * K), *b = rand_vec(N);
+                    void *w = make_weights(w32, (size_t)N * K, dts[di]);
+                    float *o1 = malloc(sizeof(float) * M * N), *o2 = malloc(sizeof(float) * M * N);
+                    be->linear(be, o1, x, w, dts[di], with_bias ? b : NULL, M, N, K);
+                    ref_linear(o2, x, w, dts[di], with_bias ? b : NULL, M, N, K);
+                    /* terms are |x||w| <= 1 each: bound K * 1e-6 relative */
+                    double e = max_rel(o1, o2, (size_t)M * N);
+                    CHECK_MSG(e <= 1e-6 * (K + 1), "linear %s M=%d N=%d K=%d bias=%d: err %g",
+                              dsm_dtype_name(dts[di]), M, N, K, with_bias, e);
+                    free(x), free(w32), free(b), free(w), free(o1), free(o2);
+                }
+}
+
+static void test_rowwise(struct dsm_backend *be) {
+    int T = 7, C = 131, V = 50;
+    float *x = rand_vec((size_t)T * C), *w = rand_vec(C);
+    float *o1 = malloc(sizeof(float) * T * C), *o2 = malloc(sizeof(float) * T * C);
+    be->rmsnorm(be, o1, x, w, T, C, 1e-6f);
+    ref_rmsnorm(o2, x, w, T, C, 1e-6f);
+    CHECK_MSG(max_rel(o1, o2, (size_t)T * C) <= 1e-5, "rmsnorm err %g", max_rel(o1, o2, (size_t)T * C));
+
+    be->softmax(be, o1, x, T, C);
+    ref_softmax(o2, x, T, C);
+    CHECK_MSG(max_rel(o1, o2, (size_t)T * C) <= 1e-6, "softmax err %g", max_rel(o1, o2, (size_t)T * C));
+    be->log_softmax(be, o1, x, T, C);
+    ref_log_softmax(o2, x, T, C);
+    CHECK_MSG(max_rel(o1, o2, (size_t)T * C) <= 1e-5, "log_softmax err %g", max_rel(o1, o2, (size_t)T * C));
+
+    be->swiglu(be, o1, x, w, (size_t)C);
+    ref_swiglu(o2, x, w, (size_t)C);
+    CHECK_MSG(max_rel(o1, o2, (size_t)C) <= 1e-6, "swiglu err %g", max_rel(o1, o2, (size_t)C));
+    be->add(be, o1, x, x + C, (size_t)C);
+    ref_add(o2, x, x + C, (size_t)C);
+    CHECK(max_rel(o1, o2, (size_t)C) == 0.0);
+
+    /* embedding in all dtypes */
+    static const enum dsm_dtype dts[] = {DSM_DT_F32, DSM_DT_BF16, DSM_DT_F16};
+    int32_t ids[] = {0, 49, 3, 3, 17, 48, 1};
+    float *tab32 = rand_vec((size_t)V * C);
+    for (size_t di = 0; di < DSM_ARRAY_LEN(dts); di++) {
+        void *tab = make_weights(tab32, (size_t)V * C, dts[di]);
+        be->embedding(be, o1, ids, tab, dts[di], T, C);
+        ref_embedding(o2, ids, tab, dts[di], T, C);
+        CHECK_MSG(max_rel(o1, o2, (size_t)T * C) == 0.0, "embedding %s", dsm_dtype_name(dts[di]));
+        free(tab);
+    }
+    free(tab32), free(x), free(w), free(o1), free(o2);
+}
+
+static void test_rope(struct dsm_backend *be) {
+    int T = 6, H = 3, D = 16, P = 40, stride = H * D + 5; /* a row stride wider than H*D */
+    float *x1 = rand_vec((size_t)T * stride), *x2 = malloc(sizeof(float) * T * stride);
+    memcpy(x2, x1, sizeof(float) * T * stride);
+    float *c = rand_vec((size_t)P * D / 2), *s = rand_vec((size_t)P * D / 2);
+    int32_t pos[] = {0, 1, 2, 39, 20, 7};
+    be->rope(be, x1, pos, c, s, T, H, D, stride);
+    ref_rope(x2, pos, c, s, T, H, D, stride);
+    CHECK_MSG(max_rel(x1, x2, (size_t)T * stride) <= 1e-6, "rope err %g", max_rel(x1, x2, (size_t)T * stride));
+    free(x1), free(x2), free(c), free(s);
+}
+
+static void test_attention(struct dsm_backend *be) {
+    /* (T, pos0, Hq, Hkv, D): decode, short chunk, long chunk (sgemm path), GQA, MHA */
+    static const int cases[][5] = {{1, 0, 4, 4, 8},   {1, 37, 4, 2, 16}, {5, 3, 6, 3, 8},
+                                   {20, 0, 4, 1, 16}, {33, 10, 8, 2, 32}, {64, 0, 2, 2, 64}};
+    for (size_t ci = 0; ci < DSM_ARRAY_LEN(cases); ci++) {
+        int T = cases[ci][0], pos0 = cases[ci][1], Hq = cases[ci][2], Hkv = cases[ci][3], D = cases[ci][4];
+        int S = pos0 + T;
+        float *q = rand_vec((size_t)T * Hq * D), *k = rand_vec((size_t)S * Hkv * D), *v = rand_vec((size_t)S * Hkv * D);
+        float *o1 = malloc(sizeof(float) * T * Hq * D), *o2 = malloc(sizeof(float) * T * Hq * D);
+        float *scratch = malloc(sizeof(float) * (size_t)T * Hq * S);
+        float scale = 1.0f / sqrtf((float)D);
+        be->attention(be, o1, q, k, v, scratch, T, pos0, Hq, Hkv, D, scale);
+        ref_attention(o2, q, k, v, T, pos0, Hq, Hkv, D, scale);
+        double e = max_rel(o1, o2, (size_t)T * Hq * D);
+        CHECK_MSG(e <= 1e-5, "attention T=%d pos0=%d Hq=%d Hkv=%d D=%d: err %g", T, pos0, Hq, Hkv, D, e);
+        free(q), free(k), free(v), free(o1), free(o2), free(scratch);
+    }
+}
+
+int main(void) {
+    static const char *names[] = {"cpu", "ref"};
+    for (size_t i = 0; i < DSM_ARRAY_LEN(names); i++) {
+        struct dsm_err err = {0};
+        struct dsm_backend *be = NULL;
+        CHECK_OK(dsm_backend_open(names[i], 2, &be, &err), &err);
+        if (!be) continue;
+        fprintf(stderr, "backend %s: %s\n", be->name, be->desc);
+        test_linear(be);
+        test_rowwise(be);
+        test_rope(be);
+        test_attention(be);
+        dsm_backend_destroy(be);
+    }
+    /* the portable GEMV path must agree too (forced by DSM_NO_AVX512) */
+    setenv("DSM_NO_AVX512", "1", 1);
+    struct dsm_err err = {0};
+    struct dsm_backend *be = NULL;
+    CHECK_OK(dsm_backend_open("cpu", 2, &be, &err), &err);
+    if (be) {
+        test_linear(be);
+        dsm_backend_destroy(be);
+    }
+    /* unknown names and unavailable CUDA are clean errors */
+    CHECK(dsm_backend_open("tpu", 1, &be, &err) == DSM_EINVAL && strstr(err.msg, "tpu"));
+    CHECK(dsm_backend_open("cuda", 1, &be, &err) == DSM_EBACKEND && be == NULL);
+    return test_main_end();
+}
