@@ -4,8 +4,11 @@
  * {"name": {"dtype": "F32|F16|BF16|…", "shape": [..], "data_offsets": [begin, end]}, …,
  *  "__metadata__": {string: string}}, then the data region; offsets are relative to the data
  * region. The parser validates everything before any tensor is used: header length within the
- * file, JSON well-formed, every entry with a known dtype, a shape of non-negative dims whose byte
- * size matches its offsets, offsets inside the data region, no overlaps.
+ * file, JSON well-formed with no duplicate names, every entry with a known dtype, a shape of
+ * non-negative dims whose byte size matches its offsets, offsets inside the data region, no
+ * overlaps. Tensors of dtypes we do not compute with (I64, F64, ...) are listed with dtype_ok = 0;
+ * the model loader refuses them by name if it needs one. Tensor data may be unaligned: read it
+ * with memcpy or convert it into aligned memory.
  */
 #ifndef DSM_SAFETENSORS_H
 #define DSM_SAFETENSORS_H
@@ -20,7 +23,9 @@
 
 struct st_tensor {
     char *name;              /* owned by the st_file */
-    enum dsm_dtype dtype;    /* F32, F16 or BF16 (others are refused with the tensor's name) */
+    const char *dtype_name;  /* the header's dtype string ("F32", "I64", ...), static storage */
+    int dtype_ok;            /* 1 when dtype is F32, F16 or BF16 (the dtypes we compute with) */
+    enum dsm_dtype dtype;    /* valid when dtype_ok */
     int ndim;
     int64_t shape[ST_MAX_DIMS];
     const void *data;        /* into the mapping (or buffer); valid while the st_file lives */
