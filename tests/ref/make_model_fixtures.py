@@ -20,6 +20,7 @@ the float32 engine it judges.
 Run with Debian's PyTorch (python3-torch, 1.13 CPU); no other packages are needed:
 
     /usr/bin/python3 tests/ref/make_model_fixtures.py [--out DIR] [--only NAME ...]
+    /usr/bin/python3 tests/ref/make_model_fixtures.py --fuzz-corpus tests/fuzz/corpus
 
 Output is deterministic: running it twice gives byte-identical files.
 """
@@ -410,14 +411,40 @@ def make_fixture(f, root):
           f"absmax {meta['logits_absmax']:.3f}  min top-2 gap {gap:.4f}")
 
 
+def write_fuzz_corpus(root):
+    """Small valid safetensors seeds for tests/fuzz/fuzz_safetensors.c (scripts/fuzz.sh)."""
+    g = torch.Generator().manual_seed(BASE_SEED)
+    seeds = {
+        "one_f32.safetensors": ({"w": torch.randn(2, 3, generator=g)}, None),
+        "three_dtypes.safetensors": ({"a.weight": torch.randn(4, generator=g),
+                                      "b.weight": torch.randn(2, 2, generator=g).half(),
+                                      "c.bias": torch.randn(3, 1, generator=g).bfloat16()},
+                                     {"format": "pt"}),
+        "empty.safetensors": ({}, None),
+        "metadata_only.safetensors": ({}, {"format": "pt", "note": "x"}),
+        "zero_size.safetensors": ({"z": torch.zeros(0, 4), "s": torch.ones(())}, None),
+        "rank4.safetensors": ({"t": torch.randn(1, 2, 1, 3, generator=g).bfloat16()}, None),
+    }
+    os.makedirs(root, exist_ok=True)
+    for name, (tensors, meta) in seeds.items():
+        with open(os.path.join(root, name), "wb") as fh:
+            fh.write(st_encode(tensors, meta))
+    print(f"wrote {len(seeds)} seeds to {root}")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(here, "..", "fixtures", "models"),
                     help="fixture root (default tests/fixtures/models)")
     ap.add_argument("--only", nargs="*", help="fixture names to regenerate (default all)")
+    ap.add_argument("--fuzz-corpus", metavar="DIR",
+                    help="instead write small seed files for the safetensors fuzzer to DIR")
     a = ap.parse_args()
     torch.set_num_threads(2)
+    if a.fuzz_corpus:
+        write_fuzz_corpus(a.fuzz_corpus)
+        return
     names = {f["name"] for f in FIXTURES}
     for n in a.only or []:
         if n not in names:
