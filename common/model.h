@@ -21,7 +21,9 @@ struct dsm_model;
 struct dsm_kv;
 
 struct dsm_model_opts {
-    int max_tokens;       /* largest T per forward call (prefill chunk); 0 = 512 */
+    int max_tokens;       /* largest T per forward step (prefill chunk); 0 = 512 */
+    int max_seq;          /* largest KV capacity (rope table size); 0 = 4096; capped at
+                           * max_position_embeddings */
     enum dsm_dtype wdtype; /* dtype weights are kept in on the backend; DSM_DT_F32 default */
 };
 

@@ -85,10 +85,14 @@ struct dsm_backend {
      * out (T, Hq*D); q (T, Hq*D); k, v (S, Hkv*D) with rows 0..pos0+T-1 filled;
      * query t (absolute position pos0+t) attends keys 0..pos0+t; query head h uses kv head
      * h / (Hq/Hkv) (GQA; Hq % Hkv == 0). Scores are scaled by `scale` (1/sqrt(D) normally).
-     * scratch: at least T * Hq * (pos0 + T) floats of device memory. */
+     * scratch: at least ->attention_scratch(be, T, pos0 + T, Hq) floats of device memory. */
     void (*attention)(struct dsm_backend *be, float *out, const float *q, const float *k,
                       const float *v, float *scratch, int T, int pos0, int Hq, int Hkv, int D,
                       float scale);
+
+    /* Floats of scratch ->attention needs for T queries over S = pos0 + T keys with Hq heads.
+     * Monotone in each argument, so callers may size for the largest call once. */
+    size_t (*attention_scratch)(struct dsm_backend *be, int T, int S, int Hq);
 
     /* out (n) = silu(gate (n)) * up (n); silu(x) = x / (1 + e^-x). out may alias gate or up. */
     void (*swiglu)(struct dsm_backend *be, float *out, const float *gate, const float *up,

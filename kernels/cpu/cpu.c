@@ -170,7 +170,7 @@ static void attention_gemm(struct cpu_impl *ci, float *out, const float *q, cons
     int S = pos0 + T;
     for (int h = 0; h < Hq; h++) {
         int kh = h / group;
-        float *sc = scratch + (size_t)h * T * S; /* (T, S) */
+        float *sc = scratch; /* (T, S), reused by each head in turn */
         ci->blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_TRANS, T, S, D, scale, q + (size_t)h * D,
                         Hq * D, k + (size_t)kh * D, Hkv * D, 0.0f, sc, S);
 #pragma omp parallel for schedule(static) num_threads(ci->n_threads)
@@ -191,6 +191,14 @@ static void cpu_attention(struct dsm_backend *be, float *out, const float *q, co
     struct cpu_impl *ci = IMPL(be);
     if (T >= 16) attention_gemm(ci, out, q, k, v, scratch, T, pos0, Hq, Hkv, D, scale);
     else attention_loop(ci, out, q, k, v, scratch, T, pos0, Hq, Hkv, D, scale);
+}
+
+/* Prefill reuses one (T, S) block across heads; decode needs (T*Hq, S) for parallel pairs. */
+static size_t cpu_attention_scratch(struct dsm_backend *be, int T, int S, int Hq) {
+    (void)be;
+    size_t loop = (size_t)(T < 16 ? T : 15) * (size_t)Hq * (size_t)S;
+    size_t gemm = T >= 16 ? (size_t)T * (size_t)S : 0;
+    return loop > gemm ? loop : gemm;
 }
 
 static void cpu_swiglu(struct dsm_backend *be, float *out, const float *gate, const float *up,
@@ -270,6 +278,7 @@ int dsm_backend_cpu_create(int n_threads, struct dsm_backend **out, struct dsm_e
         .rmsnorm = cpu_rmsnorm,
         .rope = cpu_rope,
         .attention = cpu_attention,
+        .attention_scratch = cpu_attention_scratch,
         .swiglu = cpu_swiglu,
         .add = cpu_add,
         .softmax = cpu_softmax,

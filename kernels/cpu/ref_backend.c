@@ -36,6 +36,10 @@ static void rb_attention(struct dsm_backend *be, float *out, const float *q, con
     (void)scratch;
     ref_attention(out, q, k, v, T, pos0, Hq, Hkv, D, scale);
 }
+static size_t rb_attention_scratch(struct dsm_backend *be, int T, int S, int Hq) {
+    (void)be, (void)T, (void)S, (void)Hq;
+    return 1; /* the reference allocates its own */
+}
 static void rb_swiglu(struct dsm_backend *be, float *out, const float *gate, const float *up,
                       size_t n) {
     (void)be;
@@ -67,6 +71,7 @@ int dsm_backend_ref_create(struct dsm_backend **out, struct dsm_err *err) {
         .rmsnorm = rb_rmsnorm,
         .rope = rb_rope,
         .attention = rb_attention,
+        .attention_scratch = rb_attention_scratch,
         .swiglu = rb_swiglu,
         .add = rb_add,
         .softmax = rb_softmax,

@@ -130,7 +130,7 @@ static void test_attention(struct dsm_backend *be) {
         int S = pos0 + T;
         float *q = rand_vec((size_t)T * Hq * D), *k = rand_vec((size_t)S * Hkv * D), *v = rand_vec((size_t)S * Hkv * D);
         float *o1 = malloc(sizeof(float) * T * Hq * D), *o2 = malloc(sizeof(float) * T * Hq * D);
-        float *scratch = malloc(sizeof(float) * (size_t)T * Hq * S);
+        float *scratch = malloc(sizeof(float) * be->attention_scratch(be, T, S, Hq));
         float scale = 1.0f / sqrtf((float)D);
         be->attention(be, o1, q, k, v, scratch, T, pos0, Hq, Hkv, D, scale);
         ref_attention(o2, q, k, v, T, pos0, Hq, Hkv, D, scale);
