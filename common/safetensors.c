@@ -49,7 +49,9 @@ static const struct {
 static int offset_cmp(const void *a, const void *b) {
     const struct st_tensor *x = a, *y = b;
     const char *px = x->data, *py = y->data;
-    return px < py ? -1 : px > py;
+    /* by start, then by size: a zero-size tensor sorts before a neighbour sharing its start */
+    if (px != py) return px < py ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes;
 }
 
 /* Parse one tensor entry `name: {dtype, shape, data_offsets}` into t. */
