@@ -43,9 +43,9 @@ static inline int tok_utf8_put(uint32_t cp, char *out) {
  * `incomplete` is not NULL it is set to 1 if the bytes are a valid but unfinished prefix. */
 size_t tok_utf8_seq(const unsigned char *s, size_t n, int *incomplete);
 
-/* Open-addressing string -> id map (keys borrowed from the tokenizer's string arena). */
+/* Open-addressing string -> id map; keys live in the tokenizer's string arena. */
 struct tok_strmap {
-    uint32_t *slots; /* id + 1, 0 = empty */
+    struct tok_strmap_slot { uint32_t off, len; int32_t id; } *slots; /* id -1 = empty */
     size_t mask;
 };
 
@@ -141,6 +141,11 @@ int32_t tok_strmap_get(const struct dsm_tokenizer *tok, const struct tok_strmap 
 
 /* The (rank, merged id) of a pair; returns 0 when the pair has no merge. */
 int tok_pairmap_get(const struct tok_pairmap *m, int32_t a, int32_t b, uint32_t *rank, int32_t *merged);
+
+/* Apply the tokenizer's normalizers to s[0..n) (valid UTF-8) into a new NUL-terminated buffer
+ * (*out, *out_len); the caller frees *out. With no normalizers it is a copy. (tok_load.c) */
+int tok_normalize(const struct dsm_tokenizer *tok, const char *s, size_t n, char **out,
+                  size_t *out_len, struct dsm_err *err);
 
 /* Cache helpers (tok_encode.c). */
 int tok_cache_init(struct tok_cache *c, struct dsm_err *err);

@@ -9,7 +9,7 @@
  *   pre_tokenizer null, Split (Regex or String pattern; Isolated, Removed, MergedWithPrevious,
  *                MergedWithNext, Contiguous; invert), ByteLevel (add_prefix_space, use_regex),
  *                Sequence of those. Regexes run on PCRE2 in UTF+UCP mode with Oniguruma's \s.
- *   decoder      ByteLevel (or null, which decodes the same way).
+ *   decoder      ByteLevel.
  *   post_processor, truncation, padding: ignored (special tokens such as BOS are the chat
  *                format's business, see chat.h).
  *
@@ -77,7 +77,7 @@ void tok_destroy(struct dsm_tokenizer *tok);
 /* Encode len bytes of UTF-8 text (need not be NUL-terminated; NUL bytes are ordinary characters).
  * Writes at most cap ids to ids (ids may be NULL when cap is 0) and returns the total number of
  * ids the text encodes to (like snprintf: a result > cap means only the first cap were written;
- * cap >= len always suffices, since every id consumes at least one input byte). Returns a negative
+ * cap >= len suffices unless a normalizer or ByteLevel's prefix space lengthens the text). Returns a negative
  * DSM_E* status on error: DSM_EINVAL for invalid UTF-8 (the message gives the byte offset),
  * DSM_ENOMEM. Thread-safe. */
 long tok_encode(const struct dsm_tokenizer *tok, const char *text, size_t len, int32_t *ids,
