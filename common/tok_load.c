@@ -323,7 +323,7 @@ static int regex_compile(struct tok_pre *p, const char *pattern, int literal, co
     if (!tr) return dsm_errf(err, DSM_ENOMEM, "out of memory compiling %s", field);
     int ec = 0;
     PCRE2_SIZE eo = 0;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | (literal ? PCRE2_LITERAL : 0);
+    uint32_t opts = literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP;
     p->re = pcre2_compile((PCRE2_SPTR)tr, PCRE2_ZERO_TERMINATED, opts, &ec, &eo, NULL);
     free(tr);
     if (!p->re) {
