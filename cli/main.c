@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"logits", cmd_logits, "run a forward pass and print or write logits"},
     {"generate", cmd_generate, "sample completions from a model"},
     {"backend", cmd_backend, "show the compute backend that would be used"},
+    {"check-answer", cmd_check_answer, "is a predicted answer equal to the gold one"},
     {"tokenize", cmd_tokenize, "encode text to token ids (JSON)"},
     {"detokenize", cmd_detokenize, "decode token ids to text"},
 };
