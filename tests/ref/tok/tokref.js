@@ -15,6 +15,9 @@
 //   node tokref.js compare EXPECTED ACTUAL         compare two JSONL files line by line (parsed
 //                                                  JSON values); prints counts; exit 1 on mismatch
 //   node tokref.js bench MODEL IN                  encode/decode throughput of tokenizers.js
+//   node tokref.js chat MODEL SYSTEM USER          ids of the model's own chat template (Jinja, by
+//                                                  @lenml/tokenizers) for [system, user] with the
+//                                                  generation prompt, as one JSON array
 //
 // MODEL is deepseek_v3 or qwen3. Written for dsm; see docs/tokenizer.md.
 'use strict';
@@ -168,6 +171,15 @@ function bench(model, inFile) {
     encode_s: enc, decode_s: dec, encode_mb_s: bytes / enc / 1e6, decode_mb_s: bytes / dec / 1e6 }));
 }
 
+function chat(model, system, user) {
+  const { fromPreTrained } = require(`@lenml/tokenizer-${model}`);
+  const t = fromPreTrained();
+  const text = t.apply_chat_template([{ role: 'system', content: system }, { role: 'user', content: user }],
+    { tokenize: false, add_generation_prompt: true });
+  const { tok } = load(model);
+  console.log(JSON.stringify(tok.encode(text, { add_special_tokens: false }).ids));
+}
+
 function main(argv) {
   const cmd = argv[0];
   if (cmd === 'path') return console.log(path.join(modelDir(argv[1]), 'tokenizer.json'));
@@ -183,6 +195,7 @@ function main(argv) {
   if (cmd === 'encode') return encode(argv[1], argv[2], argv[3], argv[4]);
   if (cmd === 'compare') return compare(argv[1], argv[2]);
   if (cmd === 'bench') return bench(argv[1], argv[2]);
+  if (cmd === 'chat') return chat(argv[1], argv[2], argv[3]);
   console.error('usage: node tokref.js path|corpus|encode|compare|bench ... (see the header)');
   process.exit(2);
 }
