@@ -39,7 +39,7 @@ int dsm_preset_config(const char *name, enum dsm_arch arch, struct dsm_model_con
         cfg->max_position_embeddings = 4096;
         cfg->qkv_bias = arch == DSM_ARCH_QWEN2;
         cfg->o_bias = 0;
-        cfg->tie_word_embeddings = 0;
+        cfg->tie_word_embeddings = presets[i].vocab == 32000; /* llama2.c shares the classifier */
         cfg->bos_token_id = 256; /* the byte tokenizer's specials (common/tokenizer.h) */
         cfg->eos_token_ids[0] = 257;
         cfg->n_eos = 1;

@@ -2,8 +2,8 @@
  * OpenMP loops for the element-wise and row-wise ops. Each op here has its naive twin in ref.c and
  * tests/unit/test_kernels.c holds the two together.
  *
- * Threads: n_threads OpenMP threads for our loops; OpenBLAS gets the same count and is only ever
- * called from outside our parallel regions.
+ * Threads: n_threads OpenMP threads do everything; OpenBLAS is set to one thread and called from
+ * inside our parallel regions, each thread multiplying its own block of columns (or heads).
  */
 #include <math.h>
 #include <stdio.h>
@@ -37,6 +37,39 @@ static void convert_rows(float *dst, const void *w, enum dsm_dtype dt, size_t n,
         dst[i] = dt == DSM_DT_BF16 ? dsm_bf16_to_f32(h[i]) : dsm_f16_to_f32(h[i]);
 }
 
+/* Columns [n0, n1) of thread `tid` of nt when N is split in blocks of 16 (SIMD-friendly). */
+static void thread_cols(int N, int tid, int nt, int *n0, int *n1) {
+    int blocks = (N + 15) / 16;
+    int b0 = (int)((long)blocks * tid / nt), b1 = (int)((long)blocks * (tid + 1) / nt);
+    *n0 = b0 * 16 < N ? b0 * 16 : N;
+    *n1 = b1 * 16 < N ? b1 * 16 : N;
+}
+
+/* One thread's share of a large product: out[:, n0:n1] = x · w[n0:n1]ᵀ (+ bias), with OpenBLAS
+ * single-threaded in the caller. bf16/f16 weights are widened CONVERT_ROWS rows at a time. */
+static void linear_cols(const struct blas_api *blas, float *out, const float *x, const void *w,
+                        enum dsm_dtype wdt, const float *bias, int M, int N, int K, int n0, int n1) {
+    if (n1 <= n0) return;
+    float beta = 0.0f;
+    if (bias) {
+        for (int m = 0; m < M; m++) memcpy(out + (size_t)m * N + n0, bias + n0, sizeof(float) * (size_t)(n1 - n0));
+        beta = 1.0f;
+    }
+    if (wdt == DSM_DT_F32) {
+        blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_TRANS, M, n1 - n0, K, 1.0f, x, K,
+                    (const float *)w + (size_t)n0 * K, K, beta, out + n0, N);
+        return;
+    }
+    float *tmp = malloc(sizeof(float) * (size_t)CONVERT_ROWS * (size_t)K);
+    DSM_ASSERT(tmp != NULL);
+    for (int c0 = n0; c0 < n1; c0 += CONVERT_ROWS) {
+        int nb = n1 - c0 < CONVERT_ROWS ? n1 - c0 : CONVERT_ROWS;
+        convert_rows(tmp, (const uint16_t *)w + (size_t)c0 * K, wdt, (size_t)nb * K, 1);
+        blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_TRANS, M, nb, K, 1.0f, x, K, tmp, K, beta, out + c0, N);
+    }
+    free(tmp);
+}
+
 static void cpu_linear(struct dsm_backend *be, float *out, const float *x, const void *w,
                        enum dsm_dtype wdt, const float *bias, int M, int N, int K) {
     struct cpu_impl *ci = IMPL(be);
@@ -44,27 +77,13 @@ static void cpu_linear(struct dsm_backend *be, float *out, const float *x, const
         gemv_small_m(out, x, w, wdt, bias, M, N, K, ci->n_threads, ci->avx512);
         return;
     }
-    float beta = 0.0f;
-    if (bias) {
-#pragma omp parallel for schedule(static) num_threads(ci->n_threads)
-        for (int m = 0; m < M; m++) memcpy(out + (size_t)m * N, bias, sizeof(float) * (size_t)N);
-        beta = 1.0f;
+    int nt = ci->n_threads;
+#pragma omp parallel num_threads(nt)
+    {
+        int n0, n1;
+        thread_cols(N, omp_get_thread_num(), omp_get_num_threads(), &n0, &n1);
+        linear_cols(ci->blas, out, x, w, wdt, bias, M, N, K, n0, n1);
     }
-    if (wdt == DSM_DT_F32) {
-        ci->blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_TRANS, M, N, K, 1.0f, x, K, w, K, beta,
-                        out, N);
-        return;
-    }
-    /* bf16/f16 weights: widen CONVERT_ROWS rows at a time and multiply that column block. */
-    float *tmp = malloc(sizeof(float) * (size_t)CONVERT_ROWS * (size_t)K);
-    DSM_ASSERT(tmp != NULL);
-    for (int n0 = 0; n0 < N; n0 += CONVERT_ROWS) {
-        int nb = N - n0 < CONVERT_ROWS ? N - n0 : CONVERT_ROWS;
-        convert_rows(tmp, (const uint16_t *)w + (size_t)n0 * K, wdt, (size_t)nb * K, ci->n_threads);
-        ci->blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_TRANS, M, nb, K, 1.0f, x, K, tmp, K,
-                        beta, out + n0, N);
-    }
-    free(tmp);
 }
 
 static void cpu_embedding(struct dsm_backend *be, float *out, const int32_t *ids, const void *table,
@@ -160,25 +179,26 @@ static void attention_loop(struct cpu_impl *ci, float *out, const float *q, cons
     }
 }
 
-/* Many queries (prefill): per head, scores = Q_h K_hᵀ and out_h = P V_h as two sgemms over
- * strided views (no copies); the masked upper triangle is computed and discarded, which costs
- * less than the per-pair loop at these sizes. */
+/* Many queries (prefill): per head, scores = Q_h K_hᵀ and out_h = P V_h as two single-threaded
+ * sgemms over strided views (no copies), heads spread over the threads, each with its own (T, S)
+ * block of scratch; the masked upper triangle is computed and discarded, which costs less than the
+ * per-pair loop at these sizes. */
 static void attention_gemm(struct cpu_impl *ci, float *out, const float *q, const float *k,
                            const float *v, float *scratch, int T, int pos0, int Hq, int Hkv, int D,
                            float scale) {
     int group = Hq / Hkv;
     int S = pos0 + T;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(ci->n_threads)
     for (int h = 0; h < Hq; h++) {
         int kh = h / group;
-        float *sc = scratch; /* (T, S), reused by each head in turn */
+        float *sc = scratch + (size_t)omp_get_thread_num() * T * S; /* (T, S) */
         ci->blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_TRANS, T, S, D, scale, q + (size_t)h * D,
                         Hq * D, k + (size_t)kh * D, Hkv * D, 0.0f, sc, S);
-#pragma omp parallel for schedule(static) num_threads(ci->n_threads)
         for (int t = 0; t < T; t++) {
             float *p = sc + (size_t)t * S;
             int n = pos0 + t + 1;
             softmax_inplace(p, n);
-            for (int s = n; s < S; s++) p[s] = 0.0f;
+            for (int s2 = n; s2 < S; s2++) p[s2] = 0.0f;
         }
         ci->blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_NO_TRANS, T, D, S, 1.0f, sc, S,
                         v + (size_t)kh * D, Hkv * D, 0.0f, out + (size_t)h * D, Hq * D);
@@ -193,11 +213,10 @@ static void cpu_attention(struct dsm_backend *be, float *out, const float *q, co
     else attention_loop(ci, out, q, k, v, scratch, T, pos0, Hq, Hkv, D, scale);
 }
 
-/* Prefill reuses one (T, S) block across heads; decode needs (T*Hq, S) for parallel pairs. */
+/* Prefill needs one (T, S) block per thread; decode needs (T*Hq, S) for parallel pairs. */
 static size_t cpu_attention_scratch(struct dsm_backend *be, int T, int S, int Hq) {
-    (void)be;
     size_t loop = (size_t)(T < 16 ? T : 15) * (size_t)Hq * (size_t)S;
-    size_t gemm = T >= 16 ? (size_t)T * (size_t)S : 0;
+    size_t gemm = T >= 16 ? (size_t)IMPL(be)->n_threads * (size_t)T * (size_t)S : 0;
     return loop > gemm ? loop : gemm;
 }
 
@@ -267,7 +286,9 @@ int dsm_backend_cpu_create(int n_threads, struct dsm_backend **out, struct dsm_e
     ci->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
     ci->avx512 = gemv_have_avx512() && !getenv("DSM_NO_AVX512");
     ci->gemv_max_m = 8;
-    blas->set_num_threads(ci->n_threads);
+    /* One pool of threads: ours. OpenBLAS runs single-threaded inside our OpenMP regions, so
+     * its spinning pool never competes with our OpenMP team for the cores. */
+    blas->set_num_threads(1);
     *be = (struct dsm_backend){
         .name = "cpu",
         .impl = ci,
