@@ -332,7 +332,11 @@ static int vparse_split(struct ans_checker *c, enum av_kind kind, const char *s,
     if (v < 0) return -1;
     for (int i = 0; i <= npos; i++) {
         size_t a = i ? pos[i - 1] + seplen : 0, b = i < npos ? pos[i] : n;
-        int k = vparse(c, s + a, b - a, depth + 1);
+        const char *es = s + a;
+        size_t en = b - a;
+        trim(&es, &en);
+        if (!en && kind == AV_LIST) continue; /* "1, 2," */
+        int k = vparse(c, es, en, depth + 1);
         if (k < 0) return -1;
         /* a list element that is itself a bare list (a \pm expansion) is flattened */
         if ((kind == AV_LIST || kind == AV_SET) && c->vals[k].kind == AV_LIST) {

@@ -10,7 +10,8 @@
  *      removed, base subscripts of numerals (204_5, 4210_{5}) removed;
  *   4. words: "\text{ and }", " and ", "\text{ or }" -> ","; trailing units (\text{...} with an
  *      optional ^n, or plain words of two or more letters) removed when a digit remains;
- *   5. trim: white space, a trailing period / comma / "\\", braces around the whole answer;
+ *   5. trim (also before 3): white space, a trailing period / comma / "\\", braces around the
+ *      whole answer;
  *   6. spaces: removed except between two letters or digits.
  */
 #include <ctype.h>
@@ -193,13 +194,13 @@ static void pass_numbers(const char *s, struct sb *o) {
     size_t len = strlen(s);
     for (size_t i = 0; i < len;) {
         char c = s[i];
-        if (c == '(' || c == '[' || c == '{') depth++;
-        if ((c == ')' || c == ']' || c == '}') && depth > 0) depth--;
+        /* brackets, not braces: \boxed{1,000} is a number, (2,125) a pair */
+        if (c == '(' || c == '[') depth++;
+        if ((c == ')' || c == ']') && depth > 0) depth--;
         /* {,} between digits */
         if (c == '{' && s[i + 1] == ',' && s[i + 2] == '}' && i > 0 &&
             isdigit((unsigned char)s[i - 1]) && isdigit((unsigned char)s[i + 3])) {
             i += 3;
-            depth--;
             continue;
         }
         /* a numeral starting here: 1-3 digits then groups ",ddd" (no spaces) */
@@ -213,7 +214,8 @@ static void pass_numbers(const char *s, struct sb *o) {
                    isdigit((unsigned char)s[k + 2]) && isdigit((unsigned char)s[k + 3]) &&
                    !isdigit((unsigned char)s[k + 4]))
                 k += 4, groups++;
-            if (depth == 0 && lead <= 3 && groups > 0 && s[k] != '.' && s[k] != ',') {
+            if (depth == 0 && lead <= 3 && groups > 0 && !(s[k] == '.' && isdigit((unsigned char)s[k + 1])) &&
+                s[k] != ',') {
                 for (size_t t = i; t < k; t++)
                     if (s[t] != ',') sb_putc(o, s[t]);
                 i = k;
@@ -286,7 +288,9 @@ static void pass_words(const char *s, struct sb *o) {
         int hit = 0;
         for (size_t i = 0; i < sizeof conj / sizeof conj[0] && !hit; i++)
             if (starts(s, conj[i])) {
-                sb_putc(o, ',');
+                size_t k = o->n;
+                while (k && o->p[k - 1] == ' ') k--;
+                if (!k || o->p[k - 1] != ',') sb_putc(o, ','); /* "a, and b" has one comma */
                 s += strlen(conj[i]);
                 hit = 1;
             }
@@ -317,8 +321,8 @@ static int wrapped_in_braces(const char *s, size_t n) {
     return depth == 0;
 }
 
-/* Pass 5 and 6, in place. */
-static void pass_trim_spaces(struct sb *o) {
+/* Pass 5, in place: outer white space, a trailing period / comma / "\\", braces around all. */
+static void pass_trim(struct sb *o) {
     char *s = o->p;
     size_t a = 0, n = o->n;
     for (int changed = 1; changed;) {
@@ -332,7 +336,15 @@ static void pass_trim_spaces(struct sb *o) {
         if (n >= a + 2 && s[n - 1] == '\\' && s[n - 2] == '\\') n -= 2, changed = 1;
         if (wrapped_in_braces(s + a, n - a)) a++, n--, changed = 1;
     }
-    size_t w = 0;
+    memmove(s, s + a, n - a);
+    o->n = n - a;
+    if (o->cap) s[o->n] = 0;
+}
+
+/* Pass 6, in place: spaces removed except between two letters or digits. */
+static void pass_spaces(struct sb *o) {
+    char *s = o->p;
+    size_t a = 0, n = o->n, w = 0;
     for (size_t i = a; i < n; i++) {
         if (s[i] == ' ') {
             char prev = w ? s[w - 1] : 0, next = i + 1 < n ? s[i + 1] : 0;
@@ -362,13 +374,15 @@ int ans_normalize(const char *s, size_t len, char *out, size_t cap, struct dsm_e
     y.n = 0;
     y.p[0] = 0;
     pass_degrees(b, &y);
+    pass_trim(&y);
     x.n = 0;
     x.p[0] = 0;
     pass_numbers(a, &x);
     y.n = 0;
     y.p[0] = 0;
     pass_words(b, &y);
-    pass_trim_spaces(&y);
+    pass_trim(&y);
+    pass_spaces(&y);
     if (x.overflow || y.overflow)
         return dsm_errf(err, DSM_EINVAL, "answer: normalised text outgrew its buffer");
     if (y.n + 1 > cap)
