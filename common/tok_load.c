@@ -402,7 +402,7 @@ static int parse_pre(struct dsm_tokenizer *tok, json_t *p, const char *field, co
         if (aps < 0 || ur < 0)
             return dsm_errf(err, DSM_EINVAL, "%s: %s: add_prefix_space and use_regex must be "
                             "booleans", what, field);
-        struct tok_pre *s;
+        struct tok_pre *s = NULL;
         int rc;
         if (aps) {
             if ((rc = pre_slot(tok, field, what, &s, err))) return rc;
@@ -436,7 +436,7 @@ static int parse_pre(struct dsm_tokenizer *tok, json_t *p, const char *field, co
                             "behavior we know", what, field, beh);
         int inv = jbool(p, "invert", 0);
         if (inv < 0) return dsm_errf(err, DSM_EINVAL, "%s: %s.invert: expected a boolean", what, field);
-        struct tok_pre *s;
+        struct tok_pre *s = NULL;
         int rc = pre_slot(tok, field, what, &s, err);
         if (rc) return rc;
         s->kind = TOK_PRE_SPLIT;
