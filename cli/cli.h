@@ -55,6 +55,9 @@ int cmd_model(int argc, char **argv);   /* model init | model info */
 int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_backend(int argc, char **argv); /* backend info */
+int cmd_db(int argc, char **argv);      /* db start|stop|status|migrate|psql */
+int cmd_import(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_check_answer(int argc, char **argv); /* check-answer */
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
