@@ -72,7 +72,7 @@ int dsm_backend_open(const char *name, int n_threads, struct dsm_backend **out, 
     if (!name || !strcmp(name, "auto")) {
         struct dsm_err why = {0};
         if (open_cuda(out, &why) == DSM_OK) return DSM_OK;
-        LOG_DEBUG("using CPU: %s", why.msg);
+        LOG_INFO("using the CPU: %s", why.msg);
         return dsm_backend_cpu_create(n_threads, out, err);
     }
     if (!strcmp(name, "cpu")) return dsm_backend_cpu_create(n_threads, out, err);
