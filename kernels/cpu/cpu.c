@@ -27,6 +27,10 @@ struct cpu_impl {
 
 #define IMPL(be) ((struct cpu_impl *)(be)->impl)
 
+/* Elements below which an element-wise or row-wise op runs on one thread: a fork/join costs a
+ * few microseconds, about what these loops take on 32K elements. */
+#define PARALLEL_MIN ((size_t)1 << 15)
+
 /* Rows of weights converted to f32 per sgemm call when weights are bf16/f16 and M is large. */
 #define CONVERT_ROWS 256
 
@@ -78,7 +82,7 @@ static void cpu_linear(struct dsm_backend *be, float *out, const float *x, const
         return;
     }
     int nt = ci->n_threads;
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if ((size_t)M * N * K >= ((size_t)PARALLEL_MIN << 4))
     {
         int n0, n1;
         thread_cols(N, omp_get_thread_num(), omp_get_num_threads(), &n0, &n1);
@@ -101,7 +105,7 @@ static void cpu_embedding(struct dsm_backend *be, float *out, const int32_t *ids
 static void cpu_rmsnorm(struct dsm_backend *be, float *out, const float *x, const float *w, int T,
                         int C, float eps) {
     int nt = IMPL(be)->n_threads;
-#pragma omp parallel for schedule(static) num_threads(nt) if (T > 4)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((size_t)T * C >= PARALLEL_MIN)
     for (int t = 0; t < T; t++) {
         const float *xr = x + (size_t)t * C;
         float *o = out + (size_t)t * C;
@@ -118,7 +122,7 @@ static void cpu_rope(struct dsm_backend *be, float *x, const int32_t *pos, const
                      const float *sin, int T, int H, int D, int stride) {
     int nt = IMPL(be)->n_threads;
     int half = D / 2;
-#pragma omp parallel for schedule(static) num_threads(nt) if (T > 4)
+#pragma omp parallel for schedule(static) num_threads(nt) if ((size_t)T * H * D >= PARALLEL_MIN)
     for (int t = 0; t < T; t++) {
         const float *c = cos + (size_t)pos[t] * half;
         const float *s = sin + (size_t)pos[t] * half;
@@ -154,7 +158,8 @@ static void attention_loop(struct cpu_impl *ci, float *out, const float *q, cons
                            float scale) {
     int group = Hq / Hkv;
     int S = pos0 + T;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(ci->n_threads) if (T * Hq > 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(ci->n_threads) \
+    if (T * Hq > 1 && (size_t)T * Hq * S * D >= PARALLEL_MIN)
     for (int th = 0; th < T * Hq; th++) {
         int t = th / Hq, h = th % Hq, kh = h / group;
         int n = pos0 + t + 1;
@@ -223,7 +228,7 @@ static size_t cpu_attention_scratch(struct dsm_backend *be, int T, int S, int Hq
 static void cpu_swiglu(struct dsm_backend *be, float *out, const float *gate, const float *up,
                        size_t n) {
     int nt = IMPL(be)->n_threads;
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > 16384)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) {
         float g = gate[i];
         out[i] = g / (1.0f + expf(-g)) * up[i];
@@ -232,12 +237,12 @@ static void cpu_swiglu(struct dsm_backend *be, float *out, const float *gate, co
 
 static void cpu_add(struct dsm_backend *be, float *out, const float *a, const float *b, size_t n) {
     int nt = IMPL(be)->n_threads;
-#pragma omp parallel for simd schedule(static) num_threads(nt) if (n > 65536)
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n >= PARALLEL_MIN)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
 static void softmax_rows(struct cpu_impl *ci, float *out, const float *x, int R, int C, int take_log) {
-#pragma omp parallel for schedule(static) num_threads(ci->n_threads) if (R > 1)
+#pragma omp parallel for schedule(static) num_threads(ci->n_threads) if (R > 1 && (size_t)R * C >= PARALLEL_MIN)
     for (int r = 0; r < R; r++) {
         const float *xr = x + (size_t)r * C;
         float *o = out + (size_t)r * C;

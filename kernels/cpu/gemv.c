@@ -13,6 +13,10 @@
 
 #include "common/util.h"
 
+/* Weights (elements) below which one thread does the product: a fork/join costs a few
+ * microseconds, about what streaming 256K elements from cache costs. */
+#define GEMV_PARALLEL_MIN ((size_t)1 << 18)
+
 /* ---- portable version ---- */
 
 static float load_scalar(const void *w, enum dsm_dtype dt, size_t i) {
@@ -126,7 +130,7 @@ void gemv_small_m(float *out, const float *x, const void *w, enum dsm_dtype wdt,
         const float *xr = x + (size_t)m0 * K;
         /* Split N into 64-row chunks across threads (a multiple of the 4-row tile). */
         int chunks = (N + 63) / 64;
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (chunks > 1)
+#pragma omp parallel for schedule(static) num_threads(n_threads) if (chunks > 1 && (size_t)N * K >= GEMV_PARALLEL_MIN)
         for (int c = 0; c < chunks; c++) {
             int n0 = c * 64, n1 = n0 + 64 < N ? n0 + 64 : N;
             if (use_avx512) gemv_rows_avx512(o, xr, w, wdt, bias, mm, N, K, n0, n1);
