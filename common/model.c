@@ -15,36 +15,12 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/model_impl.h"
 #include "common/params.h"
 #include "common/safetensors.h"
 #include "common/util.h"
 
-/* Rows of logits computed per lm_head call when all positions are wanted. */
-#define LOGIT_ROWS 64
-
-struct dsm_model {
-    struct dsm_model_config cfg;
-    struct dsm_backend *be;          /* borrowed */
-    enum dsm_dtype wdt;
-    int Tmax;                        /* largest chunk per forward step */
-    int P;                           /* positions in the rope tables (max KV capacity) */
-    void *wslab;                     /* all weights */
-    void **w;                        /* (L + 1) * DSM_P_COUNT pointers into wslab, NULL if absent */
-    float *rope_cos, *rope_sin;      /* (P, D/2) */
-    /* activations, (Tmax, ·) each */
-    void *aslab;
-    float *x, *h, *q, *att, *ffg, *ffu, *logits; /* (T,C) (T,C) (T,Q) (T,Q) (T,F) (T,F) (LOGIT_ROWS,V) */
-    float *attn_scratch;
-    int32_t *ids_dev, *pos_dev;      /* (Tmax) */
-};
-
-struct dsm_kv {
-    struct dsm_model *m;
-    int cap, len;
-    float *k, *v;                    /* (L, S, KV) */
-};
-
-static void **wslot(struct dsm_model *m, enum dsm_param p, int layer) {
+void **dsm_model_wslot(struct dsm_model *m, enum dsm_param p, int layer) {
     int row = dsm_param_table[p].per_layer ? layer + 1 : 0;
     return &m->w[(size_t)row * DSM_P_COUNT + p];
 }
@@ -155,7 +131,7 @@ static int load_weights(struct dsm_model *m, const char *dir, struct dsm_err *er
         void *dst = (char *)m->wslab + off;
         convert(staging, dt, t->data, t->dtype, n);
         m->be->upload(m->be, dst, staging, n * dsm_dtype_size(dt));
-        *wslot(m, (enum dsm_param)p, l) = dst;
+        *dsm_model_wslot(m, (enum dsm_param)p, l) = dst;
         off += (n * dsm_dtype_size(dt) + 63) & ~(size_t)63;
     }
     free(staging);
@@ -234,7 +210,7 @@ int dsm_model_load(const char *dir, struct dsm_backend *be, const struct dsm_mod
         goto fail;
     }
     if ((rc = load_weights(m, dir, err)) || (rc = build_rope(m, err)) || (rc = alloc_activations(m, err))) goto fail;
-    if (m->cfg.tie_word_embeddings) *wslot(m, DSM_P_LM_HEAD, 0) = *wslot(m, DSM_P_EMBED, 0);
+    if (m->cfg.tie_word_embeddings) *dsm_model_wslot(m, DSM_P_LM_HEAD, 0) = *dsm_model_wslot(m, DSM_P_EMBED, 0);
     LOG_DEBUG("%s: %s, %lld parameters, weights %s on %s", dir, dsm_arch_name(m->cfg.arch),
               dsm_config_n_params(&m->cfg), dsm_dtype_name(m->wdt), be->name);
     *out = m;
@@ -287,7 +263,7 @@ void dsm_kv_destroy(struct dsm_kv *kv) {
 void dsm_kv_reset(struct dsm_kv *kv) { kv->len = 0; }
 int dsm_kv_len(const struct dsm_kv *kv) { return kv->len; }
 
-#define W(p, l) (*wslot(m, (p), (l)))
+#define W(p, l) (*dsm_model_wslot(m, (p), (l)))
 
 /* One chunk of T <= Tmax tokens at positions kv->len.. ; leaves the final hidden states
  * (normalised) in m->x. */
