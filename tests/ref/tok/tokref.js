@@ -6,7 +6,8 @@
 // Oniguruma's regex semantics) encodes with them. Install with `npm ci` in this directory.
 //
 //   node tokref.js path MODEL                      print the tokenizer.json path of MODEL
-//   node tokref.js corpus [--data DIR] EDGE OUT    build the corpus: EDGE (JSONL strings) plus texts
+//   node tokref.js corpus [--data DIR] EDGE OUT    build the corpus: EDGE (JSONL strings), 1000 random
+//                                                  strings over many scripts, plus texts
 //                                                  from DIR (the shared data sets), one JSON string
 //                                                  per line, deterministic
 //   node tokref.js encode MODEL IN OUT [TEXTS]     ids of each IN line as JSON arrays to OUT; with
@@ -67,9 +68,39 @@ function get(rec, field) {
   return typeof v === 'string' ? v : null;
 }
 
+// Random strings of code points from many scripts and symbol blocks, with spaces (deterministic).
+// Only blocks fully assigned by Unicode 14 are drawn from: Node's RegExp knows Unicode 17, while
+// PCRE2 10.42 (and the Oniguruma inside the Rust library) know Unicode 14, so a letter assigned
+// later (e.g. U+13900, Egyptian Hieroglyphs Extended-A) is \p{L} only to JS and is split
+// differently by DeepSeek-V3's regex. docs/tokenizer.md records this.
+const RANDOM_RANGES = [[0x20, 0x7e], [0x0, 0x1f], [0xa0, 0x17f], [0x300, 0x36f], [0x370, 0x3ff],
+  [0x400, 0x4ff], [0x590, 0x6ff], [0x900, 0x97f], [0xe00, 0xe7f], [0x1100, 0x11ff], [0x2000, 0x206f],
+  [0x2070, 0x22ff], [0x3000, 0x30ff], [0x4e00, 0x9ffc], [0xac00, 0xd7a3], [0xf900, 0xfaff],
+  [0xfb00, 0xfb4f], [0xfe00, 0xffef], [0x1d400, 0x1d7ff], [0x1f300, 0x1f64f], [0x20000, 0x2a6dd]];
+
+function randomTexts(count) {
+  let seed = 12345;
+  const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+  const out = [];
+  for (let i = 0; i < count; i++) {
+    let t = '';
+    const n = 1 + rnd(40);
+    for (let k = 0; k < n; k++) {
+      const r = RANDOM_RANGES[rnd(RANDOM_RANGES.length)];
+      t += String.fromCodePoint(r[0] + rnd(r[1] - r[0] + 1));
+      if (rnd(4) === 0) t += ' ';
+    }
+    out.push(t);
+  }
+  return out;
+}
+
 function buildCorpus(dataDir, edgeFile, outFile) {
   const out = readJsonl(edgeFile);
   const counts = { edge: out.length };
+  const rand = randomTexts(1000);
+  out.push(...rand);
+  counts.random = rand.length;
   if (dataDir) {
     for (const [file, fields, want] of SOURCES) {
       const p = path.join(dataDir, file);
