@@ -34,7 +34,7 @@ struct dbt_cluster {
 };
 
 /* Start a fresh cluster. Returns 0, or 1 with the reason on stderr. */
-static int dbt_start(struct dbt_cluster *c) {
+static inline int dbt_start(struct dbt_cluster *c) {
     memset(c, 0, sizeof *c);
     snprintf(c->home, sizeof c->home, "/tmp/dsm-test-XXXXXX");
     if (!mkdtemp(c->home)) {
@@ -53,7 +53,7 @@ static int dbt_start(struct dbt_cluster *c) {
 }
 
 /* Connect to conninfo; NULL (message on stderr) on failure. */
-static struct dsm_db *dbt_connect(const char *conninfo) {
+static inline struct dsm_db *dbt_connect(const char *conninfo) {
     struct dsm_err err = {0};
     struct db_open_opts o = {.conninfo = conninfo};
     struct dsm_db *db = NULL;
@@ -66,7 +66,7 @@ static struct dsm_db *dbt_connect(const char *conninfo) {
 
 /* Create database `name` (letters, digits, '_'), apply every migration, and write its conninfo to
  * out. Returns 0 or 1 (message on stderr). */
-static int dbt_fresh_db(struct dbt_cluster *c, const char *name, char *out, size_t cap) {
+static inline int dbt_fresh_db(struct dbt_cluster *c, const char *name, char *out, size_t cap) {
     struct dsm_err err = {0};
     struct dsm_db *db = dbt_connect(c->info.conninfo);
     if (!db) return 1;
@@ -93,7 +93,7 @@ static int dbt_fresh_db(struct dbt_cluster *c, const char *name, char *out, size
 }
 
 /* Restart the server (workers see their connections drop). Returns 0 or 1. */
-static int dbt_restart(struct dbt_cluster *c) {
+static inline int dbt_restart(struct dbt_cluster *c) {
     struct dsm_err err = {0};
     if (db_cluster_stop(c->home, NULL, &err) || db_cluster_start(c->home, 1, &c->info, &err)) {
         fprintf(stderr, "dbt_restart: %s\n", err.msg);
@@ -103,7 +103,7 @@ static int dbt_restart(struct dbt_cluster *c) {
 }
 
 /* Stop the server and remove its directory. */
-static void dbt_stop(struct dbt_cluster *c) {
+static inline void dbt_stop(struct dbt_cluster *c) {
     struct dsm_err err = {0};
     if (!c->home[0]) return;
     if (db_cluster_stop(c->home, NULL, &err) || db_cluster_destroy(c->home, &err))
