@@ -90,6 +90,21 @@ struct dsm_backend {
                       const float *v, float *scratch, int T, int pos0, int Hq, int Hkv, int D,
                       float scale);
 
+    /* Decode attention for B sequences with one new query each, over a pool of KV slots.
+     * out (B, Hq*D); q (B, Hq*D); k, v: this layer's rows of slot 0, slot b's rows start at
+     * k + slot[b] * slot_stride (floats), each (cap, Hkv*D); sequence b attends keys
+     * 0..len[b]-1 (its new key included). slot and len are int32 device arrays (B).
+     * scratch: at least B * Hq * max(len) floats. */
+    void (*attention_decode)(struct dsm_backend *be, float *out, const float *q, const float *k,
+                             const float *v, const int32_t *slot, const int32_t *len,
+                             size_t slot_stride, float *scratch, int B, int Hq, int Hkv, int D,
+                             float scale);
+
+    /* Write B rows into a slot pool: pool + slot[b] * slot_stride + pos[b] * W <- src row b,
+     * for src (B, W). slot and pos are int32 device arrays (B). */
+    void (*kv_scatter)(struct dsm_backend *be, float *pool, const float *src, const int32_t *slot,
+                       const int32_t *pos, size_t slot_stride, int B, int W);
+
     /* Floats of scratch ->attention needs for T queries over S = pos0 + T keys with Hq heads.
      * Monotone in each argument, so callers may size for the largest call once. */
     size_t (*attention_scratch)(struct dsm_backend *be, int T, int S, int Hq);

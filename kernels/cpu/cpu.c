@@ -22,7 +22,7 @@ struct cpu_impl {
     const struct blas_api *blas;
     int n_threads;
     int avx512;
-    int gemv_max_m; /* use GEMV for M <= this, sgemm above (measured in tests/bench/bench_ops.c) */
+    int gemv_max_m; /* GEMV kernel (batch-invariant) for M <= this, sgemm above */
 };
 
 #define IMPL(be) ((struct cpu_impl *)(be)->impl)
@@ -184,6 +184,50 @@ static void attention_loop(struct cpu_impl *ci, float *out, const float *q, cons
     }
 }
 
+/* One query per sequence over its own slot: (b, h) pairs spread over the threads. */
+static void cpu_attention_decode(struct dsm_backend *be, float *out, const float *q, const float *k,
+                                 const float *v, const int32_t *slot, const int32_t *len,
+                                 size_t slot_stride, float *scratch, int B, int Hq, int Hkv, int D,
+                                 float scale) {
+    struct cpu_impl *ci = IMPL(be);
+    int group = Hq / Hkv, KV = Hkv * D, Smax = 0;
+    size_t work = 0;
+    for (int b = 0; b < B; b++) {
+        Smax = len[b] > Smax ? len[b] : Smax;
+        work += (size_t)len[b];
+    }
+#pragma omp parallel for schedule(dynamic, 4) num_threads(ci->n_threads) if (work * Hq * D >= PARALLEL_MIN)
+    for (int bh = 0; bh < B * Hq; bh++) {
+        int b = bh / Hq, h = bh % Hq, kh = h / group, n = len[b];
+        const float *kb = k + (size_t)slot[b] * slot_stride, *vb = v + (size_t)slot[b] * slot_stride;
+        const float *qv = q + (size_t)bh * D;
+        float *p = scratch + (size_t)bh * Smax;
+        for (int s = 0; s < n; s++) {
+            const float *kv = kb + (size_t)s * KV + (size_t)kh * D;
+            float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+            for (int i = 0; i < D; i++) d += qv[i] * kv[i];
+            p[s] = d * scale;
+        }
+        softmax_inplace(p, n);
+        float *o = out + (size_t)bh * D;
+        for (int i = 0; i < D; i++) o[i] = 0.0f;
+        for (int s = 0; s < n; s++) {
+            const float *vv = vb + (size_t)s * KV + (size_t)kh * D;
+            float ps = p[s];
+#pragma omp simd
+            for (int i = 0; i < D; i++) o[i] += ps * vv[i];
+        }
+    }
+}
+
+static void cpu_kv_scatter(struct dsm_backend *be, float *pool, const float *src, const int32_t *slot,
+                           const int32_t *pos, size_t slot_stride, int B, int W) {
+    (void)be;
+    for (int b = 0; b < B; b++)
+        memcpy(pool + (size_t)slot[b] * slot_stride + (size_t)pos[b] * W, src + (size_t)b * W, sizeof(float) * (size_t)W);
+}
+
 /* Many queries (prefill): per head, scores = Q_h K_hᵀ and out_h = P V_h as two single-threaded
  * sgemms over strided views (no copies), heads spread over the threads, each with its own (T, S)
  * block of scratch; the masked upper triangle is computed and discarded, which costs less than the
@@ -290,7 +334,7 @@ int dsm_backend_cpu_create(int n_threads, struct dsm_backend **out, struct dsm_e
     ci->blas = blas;
     ci->n_threads = n_threads > 0 ? n_threads : omp_get_num_procs();
     ci->avx512 = gemv_have_avx512() && !getenv("DSM_NO_AVX512");
-    ci->gemv_max_m = 8;
+    ci->gemv_max_m = GEMV_MAX_BATCH;
     /* One pool of threads: ours. OpenBLAS runs single-threaded inside our OpenMP regions, so
      * its spinning pool never competes with our OpenMP team for the cores. */
     blas->set_num_threads(1);
@@ -305,6 +349,8 @@ int dsm_backend_cpu_create(int n_threads, struct dsm_backend **out, struct dsm_e
         .rope = cpu_rope,
         .attention = cpu_attention,
         .attention_scratch = cpu_attention_scratch,
+        .attention_decode = cpu_attention_decode,
+        .kv_scatter = cpu_kv_scatter,
         .swiglu = cpu_swiglu,
         .add = cpu_add,
         .softmax = cpu_softmax,

@@ -1,4 +1,5 @@
-/* gemv.c - y (M, N) = x (M, K) · w (N, K)ᵀ + b for small M (decode), memory-bound.
+/* gemv.c - y (M, N) = x (M, K) · w (N, K)ᵀ + b for M up to GEMV_MAX_BATCH (decode), where
+ * reading the weights dominates.
  *
  * Decode reads every weight once per step, so speed is bytes of weights per second. The kernel
  * walks w in tiles of 4 rows and keeps M (<= 4) x 4 accumulators in registers, so each weight is
@@ -123,16 +124,21 @@ int gemv_have_avx512(void) {
 
 void gemv_small_m(float *out, const float *x, const void *w, enum dsm_dtype wdt, const float *bias,
                   int M, int N, int K, int n_threads, int use_avx512) {
-    /* Rows of x in passes of at most GEMV_MAX_M; the weights are re-read once per pass. */
-    for (int m0 = 0; m0 < M; m0 += GEMV_MAX_M) {
-        int mm = M - m0 < GEMV_MAX_M ? M - m0 : GEMV_MAX_M;
-        float *o = out + (size_t)m0 * N;
-        const float *xr = x + (size_t)m0 * K;
-        /* Split N into 64-row chunks across threads (a multiple of the 4-row tile). */
-        int chunks = (N + 63) / 64;
-#pragma omp parallel for schedule(static) num_threads(n_threads) if (chunks > 1 && (size_t)N * K >= GEMV_PARALLEL_MIN)
-        for (int c = 0; c < chunks; c++) {
-            int n0 = c * 64, n1 = n0 + 64 < N ? n0 + 64 : N;
+    /* Weights in blocks of `rows` rows sized to stay in L2 (~256 KB) while every 4-row tile of x
+     * passes over them; blocks are spread over the threads. Each output element is one
+     * accumulator over k in the same order whatever M is, so results are batch-invariant. */
+    size_t row_bytes = (size_t)K * dsm_dtype_size(wdt);
+    int rows = (int)((256u << 10) / (row_bytes ? row_bytes : 1));
+    rows = rows < 8 ? 8 : rows > 64 ? 64 : rows & ~7;
+    int chunks = (N + rows - 1) / rows;
+#pragma omp parallel for schedule(static) num_threads(n_threads) \
+    if (chunks > 1 && (size_t)M * N * K >= GEMV_PARALLEL_MIN)
+    for (int c = 0; c < chunks; c++) {
+        int n0 = c * rows, n1 = n0 + rows < N ? n0 + rows : N;
+        for (int m0 = 0; m0 < M; m0 += GEMV_MAX_M) {
+            int mm = M - m0 < GEMV_MAX_M ? M - m0 : GEMV_MAX_M;
+            float *o = out + (size_t)m0 * N;
+            const float *xr = x + (size_t)m0 * K;
             if (use_avx512) gemv_rows_avx512(o, xr, w, wdt, bias, mm, N, K, n0, n1);
             else gemv_rows_portable(o, xr, w, wdt, bias, mm, N, K, n0, n1);
         }

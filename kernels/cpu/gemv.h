@@ -4,8 +4,12 @@
 
 #include "kernels/backend.h"
 
-/* Rows of x handled per pass over the weights. */
+/* Rows of x per register tile. */
 #define GEMV_MAX_M 4
+
+/* Largest M the CPU backend sends here (above it: sgemm). Up to this size linear is
+ * batch-invariant: a row's result does not depend on M or on the other rows. */
+#define GEMV_MAX_BATCH 64
 
 /* 1 when the CPU supports the AVX-512 subset the fast kernel uses (F, BW, VL, DQ). */
 int gemv_have_avx512(void);

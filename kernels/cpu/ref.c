@@ -94,6 +94,22 @@ void ref_attention(float *out, const float *q, const float *k, const float *v, i
     free(p);
 }
 
+void ref_attention_decode(float *out, const float *q, const float *k, const float *v,
+                          const int32_t *slot, const int32_t *len, size_t slot_stride, int B, int Hq,
+                          int Hkv, int D, float scale) {
+    /* each sequence is a one-query causal attention at position len-1 over its own slot */
+    for (int b = 0; b < B; b++)
+        ref_attention(out + (size_t)b * Hq * D, q + (size_t)b * Hq * D, k + (size_t)slot[b] * slot_stride,
+                      v + (size_t)slot[b] * slot_stride, 1, len[b] - 1, Hq, Hkv, D, scale);
+}
+
+void ref_kv_scatter(float *pool, const float *src, const int32_t *slot, const int32_t *pos,
+                    size_t slot_stride, int B, int W) {
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < W; i++)
+            pool[(size_t)slot[b] * slot_stride + (size_t)pos[b] * W + i] = src[(size_t)b * W + i];
+}
+
 void ref_swiglu(float *out, const float *gate, const float *up, size_t n) {
     for (size_t i = 0; i < n; i++) {
         double g = gate[i];

@@ -36,6 +36,18 @@ static void rb_attention(struct dsm_backend *be, float *out, const float *q, con
     (void)scratch;
     ref_attention(out, q, k, v, T, pos0, Hq, Hkv, D, scale);
 }
+static void rb_attention_decode(struct dsm_backend *be, float *out, const float *q, const float *k,
+                                const float *v, const int32_t *slot, const int32_t *len,
+                                size_t slot_stride, float *scratch, int B, int Hq, int Hkv, int D,
+                                float scale) {
+    (void)be, (void)scratch;
+    ref_attention_decode(out, q, k, v, slot, len, slot_stride, B, Hq, Hkv, D, scale);
+}
+static void rb_kv_scatter(struct dsm_backend *be, float *pool, const float *src, const int32_t *slot,
+                          const int32_t *pos, size_t slot_stride, int B, int W) {
+    (void)be;
+    ref_kv_scatter(pool, src, slot, pos, slot_stride, B, W);
+}
 static size_t rb_attention_scratch(struct dsm_backend *be, int T, int S, int Hq) {
     (void)be, (void)T, (void)S, (void)Hq;
     return 1; /* the reference allocates its own */
@@ -72,6 +84,8 @@ int dsm_backend_ref_create(struct dsm_backend **out, struct dsm_err *err) {
         .rope = rb_rope,
         .attention = rb_attention,
         .attention_scratch = rb_attention_scratch,
+        .attention_decode = rb_attention_decode,
+        .kv_scatter = rb_kv_scatter,
         .swiglu = rb_swiglu,
         .add = rb_add,
         .softmax = rb_softmax,

@@ -140,6 +140,50 @@ static void test_attention(struct dsm_backend *be) {
     }
 }
 
+/* B sequences of different lengths in a pool of slots, one query each. */
+static void test_attention_decode(struct dsm_backend *be) {
+    int Hq = 6, Hkv = 2, D = 16, cap = 40, nslots = 5, KV = Hkv * D;
+    size_t stride = (size_t)3 * cap * KV; /* as if 3 layers per slot: stride > one layer */
+    float *k = rand_vec(stride * nslots), *v = rand_vec(stride * nslots);
+    int32_t slot[] = {4, 0, 2, 1}, len[] = {1, 17, 40, 9};
+    int B = 4;
+    float *q = rand_vec((size_t)B * Hq * D), *o1 = malloc(sizeof(float) * B * Hq * D), *o2 = malloc(sizeof(float) * B * Hq * D);
+    float *scratch = malloc(sizeof(float) * B * Hq * cap);
+    be->attention_decode(be, o1, q, k, v, slot, len, stride, scratch, B, Hq, Hkv, D, 0.25f);
+    ref_attention_decode(o2, q, k, v, slot, len, stride, B, Hq, Hkv, D, 0.25f);
+    CHECK_MSG(max_rel(o1, o2, (size_t)B * Hq * D) <= 1e-5, "attention_decode err %g", max_rel(o1, o2, (size_t)B * Hq * D));
+    /* kv_scatter puts each row exactly where asked and nowhere else */
+    float *p1 = rand_vec(stride * nslots), *p2 = malloc(sizeof(float) * stride * nslots), *src = rand_vec((size_t)B * KV);
+    memcpy(p2, p1, sizeof(float) * stride * nslots);
+    int32_t pos[] = {0, 39, 7, 7};
+    be->kv_scatter(be, p1, src, slot, pos, stride, B, KV);
+    ref_kv_scatter(p2, src, slot, pos, stride, B, KV);
+    CHECK(memcmp(p1, p2, sizeof(float) * stride * nslots) == 0);
+    free(k), free(v), free(q), free(o1), free(o2), free(scratch), free(p1), free(p2), free(src);
+}
+
+/* A row's linear result must not depend on how many other rows share the call (up to 64): the
+ * generation engine relies on it so that a sample's tokens never depend on its batch. */
+static void test_batch_invariance(struct dsm_backend *be) {
+    static const enum dsm_dtype dts[] = {DSM_DT_F32, DSM_DT_BF16};
+    int N = 301, K = 200;
+    for (size_t di = 0; di < DSM_ARRAY_LEN(dts); di++) {
+        float *w32 = rand_vec((size_t)N * K), *b = rand_vec(N), *x = rand_vec((size_t)64 * K);
+        void *w = make_weights(w32, (size_t)N * K, dts[di]);
+        float *all = malloc(sizeof(float) * 64 * N), *one = malloc(sizeof(float) * N);
+        int bad = 0;
+        for (int M = 1; M <= 64; M += 7) {
+            be->linear(be, all, x, w, dts[di], b, M, N, K);
+            for (int r = 0; r < M; r++) {
+                be->linear(be, one, x + (size_t)r * K, w, dts[di], b, 1, N, K);
+                bad += memcmp(one, all + (size_t)r * N, sizeof(float) * N) != 0;
+            }
+        }
+        CHECK_MSG(bad == 0, "%s: %d rows differ between batched and single linear", dsm_dtype_name(dts[di]), bad);
+        free(w32), free(b), free(x), free(w), free(all), free(one);
+    }
+}
+
 int main(void) {
     static const char *names[] = {"cpu", "ref"};
     for (size_t i = 0; i < DSM_ARRAY_LEN(names); i++) {
@@ -152,6 +196,8 @@ int main(void) {
         test_rowwise(be);
         test_rope(be);
         test_attention(be);
+        test_attention_decode(be);
+        if (!strcmp(be->name, "cpu")) test_batch_invariance(be);
         dsm_backend_destroy(be);
     }
     /* the portable GEMV path must agree too (forced by DSM_NO_AVX512) */
@@ -161,6 +207,7 @@ int main(void) {
     CHECK_OK(dsm_backend_open("cpu", 2, &be, &err), &err);
     if (be) {
         test_linear(be);
+        test_batch_invariance(be);
         dsm_backend_destroy(be);
     }
     /* unknown names and unavailable CUDA are clean errors */
