@@ -164,7 +164,8 @@ static int enclosed(const char *s, size_t n, char *open, char *close) {
                 if (i + ww != n) return 0;
                 *open = w == 2 ? '{' : s[0];
                 *close = ww == 2 ? '}' : s[i];
-                if ((*open == '{') != (*close == '}')) return 0;
+                /* \{ must close with \} (same width), ( and [ with ) or ] */
+                if (w != ww || (*open == '{') != (*close == '}') || n < 2 * w) return 0;
                 return 1;
             }
             i += ww;
