@@ -245,6 +245,7 @@ int dsm_kv_create(struct dsm_model *m, int capacity, struct dsm_kv **out, struct
     kv->v = m->be->alloc(m->be, n * sizeof(float));
     kv->m = m;
     kv->cap = capacity;
+    kv->owned = 1;
     if (!kv->k || !kv->v) {
         dsm_kv_destroy(kv);
         return dsm_errf(err, DSM_ENOMEM, "cannot allocate a KV cache of %d tokens (%zu bytes)", capacity, 2 * n * sizeof(float));
@@ -254,7 +255,7 @@ int dsm_kv_create(struct dsm_model *m, int capacity, struct dsm_kv **out, struct
 }
 
 void dsm_kv_destroy(struct dsm_kv *kv) {
-    if (!kv) return;
+    if (!kv || !kv->owned) return;
     kv->m->be->free(kv->m->be, kv->k);
     kv->m->be->free(kv->m->be, kv->v);
     free(kv);
@@ -265,12 +266,24 @@ int dsm_kv_len(const struct dsm_kv *kv) { return kv->len; }
 
 #define W(p, l) (*dsm_model_wslot(m, (p), (l)))
 
+void dsm_model_mlp_block(struct dsm_model *m, int l, int T) {
+    struct dsm_backend *be = m->be;
+    const struct dsm_model_config *c = &m->cfg;
+    int C = c->hidden_size, F = c->intermediate_size;
+    be->rmsnorm(be, m->h, m->x, W(DSM_P_MLP_NORM, l), T, C, c->rms_norm_eps);
+    be->linear(be, m->ffg, m->h, W(DSM_P_GATE, l), m->wdt, NULL, T, F, C);
+    be->linear(be, m->ffu, m->h, W(DSM_P_UP, l), m->wdt, NULL, T, F, C);
+    be->swiglu(be, m->ffg, m->ffg, m->ffu, (size_t)T * F);
+    be->linear(be, m->h, m->ffg, W(DSM_P_DOWN, l), m->wdt, NULL, T, C, F);
+    be->add(be, m->x, m->x, m->h, (size_t)T * C);
+}
+
 /* One chunk of T <= Tmax tokens at positions kv->len.. ; leaves the final hidden states
  * (normalised) in m->x. */
 static void forward_chunk(struct dsm_model *m, struct dsm_kv *kv, const int32_t *ids, int T) {
     struct dsm_backend *be = m->be;
     const struct dsm_model_config *c = &m->cfg;
-    int C = c->hidden_size, F = c->intermediate_size, D = c->head_dim;
+    int C = c->hidden_size, D = c->head_dim;
     int Q = c->n_heads * D, KV = c->n_kv_heads * D, pos0 = kv->len;
     float scale = 1.0f / sqrtf((float)D);
     int32_t pos[512];
@@ -294,20 +307,13 @@ static void forward_chunk(struct dsm_model *m, struct dsm_kv *kv, const int32_t 
         be->attention(be, m->att, m->q, kc, vc, m->attn_scratch, T, pos0, c->n_heads, c->n_kv_heads, D, scale);
         be->linear(be, m->h, m->att, W(DSM_P_O, l), m->wdt, W(DSM_P_O_BIAS, l), T, C, Q);
         be->add(be, m->x, m->x, m->h, (size_t)T * C);
-        /* MLP block */
-        be->rmsnorm(be, m->h, m->x, W(DSM_P_MLP_NORM, l), T, C, c->rms_norm_eps);
-        be->linear(be, m->ffg, m->h, W(DSM_P_GATE, l), m->wdt, NULL, T, F, C);
-        be->linear(be, m->ffu, m->h, W(DSM_P_UP, l), m->wdt, NULL, T, F, C);
-        be->swiglu(be, m->ffg, m->ffg, m->ffu, (size_t)T * F);
-        be->linear(be, m->h, m->ffg, W(DSM_P_DOWN, l), m->wdt, NULL, T, C, F);
-        be->add(be, m->x, m->x, m->h, (size_t)T * C);
+        dsm_model_mlp_block(m, l, T);
     }
     be->rmsnorm(be, m->x, m->x, W(DSM_P_NORM, 0), T, C, c->rms_norm_eps);
     kv->len += T;
 }
 
-/* logits (host) of rows [r0, r1) of the final hidden states m->x. */
-static void compute_logits(struct dsm_model *m, float *out, int r0, int r1) {
+void dsm_model_lm_head(struct dsm_model *m, float *out, int r0, int r1) {
     struct dsm_backend *be = m->be;
     int C = m->cfg.hidden_size, V = m->cfg.vocab_size;
     for (int r = r0; r < r1; r += LOGIT_ROWS) {
@@ -331,8 +337,8 @@ int dsm_model_forward(struct dsm_model *m, struct dsm_kv *kv, const int32_t *ids
     for (int t0 = 0; t0 < n; t0 += m->Tmax) {
         int T = n - t0 < m->Tmax ? n - t0 : m->Tmax;
         forward_chunk(m, kv, ids + t0, T);
-        if (all_positions) compute_logits(m, logits + (size_t)t0 * V, 0, T);
-        else if (t0 + T == n) compute_logits(m, logits, T - 1, T);
+        if (all_positions) dsm_model_lm_head(m, logits + (size_t)t0 * V, 0, T);
+        else if (t0 + T == n) dsm_model_lm_head(m, logits, T - 1, T);
     }
     int rc = m->be->sync(m->be, err);
     if (rc) kv->len = start;

@@ -32,10 +32,17 @@ struct dsm_model {
 struct dsm_kv {
     struct dsm_model *m;
     int cap, len;
+    int owned;                       /* 0 for a view into memory someone else frees (engine slots) */
     float *k, *v;                    /* (L, S, KV) */
 };
 
 /* Pointer slot of parameter p in layer (ignored for globals); *slot is NULL when p is absent. */
 void **dsm_model_wslot(struct dsm_model *m, enum dsm_param p, int layer);
+
+/* The MLP half of layer l on m->x (T rows): x += down(silu(gate(norm(x))) * up(norm(x))). */
+void dsm_model_mlp_block(struct dsm_model *m, int l, int T);
+
+/* Logits (host, rows r1 - r0 of V) of rows [r0, r1) of the final hidden states in m->x. */
+void dsm_model_lm_head(struct dsm_model *m, float *out, int r0, int r1);
 
 #endif
