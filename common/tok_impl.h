@@ -143,7 +143,7 @@ int32_t tok_strmap_get(const struct dsm_tokenizer *tok, const struct tok_strmap 
 int tok_pairmap_get(const struct tok_pairmap *m, int32_t a, int32_t b, uint32_t *rank, int32_t *merged);
 
 /* Apply the tokenizer's normalizers to s[0..n) (valid UTF-8) into a new NUL-terminated buffer
- * (*out, *out_len); the caller frees *out. With no normalizers it is a copy. (tok_load.c) */
+ * (*out, *out_len); the caller frees *out. With no normalizers it is a copy. (tok_text.c) */
 int tok_normalize(const struct dsm_tokenizer *tok, const char *s, size_t n, char **out,
                   size_t *out_len, struct dsm_err *err);
 
