@@ -39,7 +39,8 @@ int cmd_import(int argc, char **argv) {
     for (int i = 0; i < npos && !rc; i++)
         if (imp_path(db, pos[i], format, strict, &st, &err)) rc = cli_fail("import", &err);
     db_close(db);
-    printf("imported %ld file(s) in %.2f s: %ld records, %ld bad, %ld problems, %ld proofs, %ld labels, %ld new rows\n",
-           st.files, dsm_now() - t0, st.records, st.bad, st.problems, st.proofs, st.labels, st.inserted);
+    if (!rc)
+        printf("imported %ld file(s) in %.2f s: %ld records, %ld bad, %ld problems, %ld proofs, %ld labels, %ld new rows\n",
+               st.files, dsm_now() - t0, st.records, st.bad, st.problems, st.proofs, st.labels, st.inserted);
     return rc;
 }

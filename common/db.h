@@ -126,7 +126,7 @@ struct db_cluster_info {
  * long for a unix socket or the postgres user cannot reach it), pg/lock (serialises start/stop).
  *
  * home NULL = $DSM_HOME or ./var. fast = fsync and synchronous_commit off (throwaway test
- * clusters only). Starting is idempotent: init when needed, start when stopped, create database
+ * clusters only; DSM_DB_FAST=1 in the environment forces it, for CLI tests). Starting is idempotent: init when needed, start when stopped, create database
  * "dsm" when missing. Errors: DSM_EIO with the step that failed and the log to read. */
 int db_cluster_start(const char *home, int fast, struct db_cluster_info *info, struct dsm_err *err);
 

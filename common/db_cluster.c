@@ -374,6 +374,8 @@ static int ensure_database(struct db_cluster_info *info, struct dsm_err *err) {
 }
 
 int db_cluster_start(const char *home, int fast, struct db_cluster_info *info, struct dsm_err *err) {
+    const char *fast_env = getenv("DSM_DB_FAST"); /* tests: throwaway clusters started by the CLI */
+    if (fast_env && !strcmp(fast_env, "1")) fast = 1;
     int rc = db_cluster_status(home, info, err);
     if (rc) return rc;
     if (info->running) return ensure_database(info, err);
