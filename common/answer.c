@@ -688,6 +688,16 @@ static int vcmp(struct ans_checker *c, int g, int p) {
         return r1 == 1 && r2 == 1;
     }
     if (G->kind == AV_EXPR && P->kind == AV_EXPR) return expr_cmp(c, G, P);
+    /* y = x^2 (label y, value x^2) against x^2 = y (an equation) */
+    if ((G->kind == AV_EQ && P->kind == AV_EXPR && P->label) ||
+        (P->kind == AV_EQ && G->kind == AV_EXPR && G->label)) {
+        const struct aval *E = G->kind == AV_EQ ? G : P, *L = G->kind == AV_EQ ? P : G;
+        int root;
+        if (mx_parse(c->mx, L->label, L->label_len, &root, NULL) == DSM_OK) {
+            int r = expr_cmp_nodes(c, mx_sub(c->mx, E->lhs, E->rhs), mx_sub(c->mx, root, L->expr), 1);
+            if (r >= 0) return r;
+        }
+    }
     c->reason = ANS_R_STRUCTURE;
     return 0;
 }

@@ -221,6 +221,23 @@ static void test_limits(void) {
     CHECK(!v.equal);
     CHECK_OK(ans_checker_compare(checker, "\\frac{1}{0}", "\\frac{1}{0}", &v, &err), &err);
     CHECK(v.equal); /* identical strings */
+    /* inputs the fuzzer found or that once looked dangerous: a verdict, no crash */
+    static const char *const hostile[] = {
+        "\\{}", "\\{", "\\}", "(", ")", "(]", "\\begin{pmatrix}", "\\begin{pmatrix}\\end{pmatrix}",
+        "\\begin{array}{", "\\frac{", "\\frac", "\\sqrt[", "^", "_", "x_{", "\\left(", "\\text{",
+        "\\pm", "\\pm\\pm\\pm\\pm", ",,,,", "=", "x=", "=5", "<", "\\in", "\\cup", "\\cup\\cup",
+        "|", "||", "\\lfloor", "0^{-1}", "0^0", "(-8)^{1/3}", "\\sqrt[0]{2}", "\\log_1 5", "1/0",
+        "\\binom{-3}{2}", "(-1)!", "0.5!", "\\sin^{-1}", "9999999999999999999^{99999}", "1e999999",
+        "\\infty-\\infty", "\\frac{0}{0}", "\\boxed{", "\\", "\\\\", "$", "\\$", "%", "\\%",
+    };
+    for (size_t i = 0; i < DSM_ARRAY_LEN(hostile); i++) {
+        for (size_t j = 0; j < DSM_ARRAY_LEN(hostile); j += 7) {
+            int rc = ans_checker_compare(checker, hostile[i], hostile[j], &v, &err);
+            CHECK(rc == DSM_OK || rc == DSM_EINVAL);
+            rc = ans_checker_compare(checker, "5", hostile[i], &v, &err);
+            CHECK(rc == DSM_OK && !v.equal);
+        }
+    }
     CHECK(dsm_now() - t0 < 5.0);
 }
 
