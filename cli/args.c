@@ -65,6 +65,12 @@ static int set_value(const char *cmd, const struct cli_opt *o, const char *v) {
         return 0;
     }
     case CLI_FLAG: *(int *)o->dst = 1; return 0;
+    case CLI_STR_LIST: {
+        struct cli_str_list *l = o->dst;
+        if (l->n >= CLI_LIST_MAX) return cli_usage_error(cmd, "%s given more than %d times", o->name, CLI_LIST_MAX);
+        l->v[l->n++] = v;
+        return 0;
+    }
     }
     return 2;
 }
@@ -82,7 +88,8 @@ int cli_parse(const struct cli_cmd_spec *spec, int argc, char **argv, char **pos
             only_positional = 1;
             continue;
         }
-        if (!only_positional && a[0] == '-' && a[1] == '-') {
+        int is_short = a[0] == '-' && a[1] && a[1] != '-' && !(a[1] >= '0' && a[1] <= '9');
+        if (!only_positional && ((a[0] == '-' && a[1] == '-') || is_short)) {
             const char *eq = strchr(a, '=');
             size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
             const struct cli_opt *o = NULL;

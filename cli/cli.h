@@ -12,12 +12,20 @@
 
 #include "common/err.h"
 
-enum cli_opt_kind { CLI_STR, CLI_INT, CLI_LONG, CLI_DOUBLE, CLI_FLAG };
+enum cli_opt_kind { CLI_STR, CLI_INT, CLI_LONG, CLI_DOUBLE, CLI_FLAG, CLI_STR_LIST };
+
+/* Destination of a CLI_STR_LIST option: every occurrence appends (at most CLI_LIST_MAX). */
+#define CLI_LIST_MAX 16
+struct cli_str_list {
+    const char *v[CLI_LIST_MAX];
+    int n;
+};
 
 struct cli_opt {
-    const char *name;       /* "--model" */
+    const char *name;       /* "--model", or a short form such as "-n" */
     enum cli_opt_kind kind; /* what dst points to: char*, int, long, double, int (0/1) */
-    void *dst;              /* written when the flag is given; untouched otherwise (the default) */
+    void *dst;              /* written when the flag is given; untouched otherwise (the default);
+                             * a struct cli_str_list for CLI_STR_LIST */
     const char *arg;        /* placeholder for help, e.g. "DIR"; NULL for CLI_FLAG */
     const char *help;       /* one line */
 };
