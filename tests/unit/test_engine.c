@@ -1,0 +1,377 @@
+/* test_engine.c - the batched generation engine (common/engine.h) on a tiny random model with the
+ * byte tokenizer:
+ *  - greedy decoding reproduces, step by step, the argmax of full-forward logits, and the
+ *    reported log-probs are those of the full forward;
+ *  - a sample's tokens are the same alone and inside a batch of 64 mixed prompts;
+ *  - prefix sharing (copying a sibling's prompt KV) changes no output;
+ *  - sampled first-token frequencies match the computed distribution (chi-square);
+ *  - top-k / top-p keep exactly the tokens they should;
+ *  - stop strings split across tokens are caught; EOS and length finish reasons;
+ *  - a KV budget smaller than the batch makes samples wait, not fail;
+ *  - bad requests are refused with a message naming the problem.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/engine.h"
+#include "common/model.h"
+#include "common/model_init.h"
+#include "common/sampler.h"
+#include "common/tokenizer.h"
+#include "common/util.h"
+#include "test.h"
+
+#define MAXC 4096
+
+struct got {
+    int n;
+    int32_t ids[MAXC][48];
+    float lps[MAXC][48];
+    int len[MAXC];
+    char text[MAXC][256];
+    char finish[MAXC][8];
+    int req[MAXC], sample[MAXC];
+};
+
+static struct got G;
+
+static int collect(void *user, const struct dsm_completion *c) {
+    (void)user;
+    if (G.n >= MAXC) return 1;
+    int i = G.n++;
+    G.req[i] = c->request, G.sample[i] = c->sample, G.len[i] = c->n_ids;
+    for (int t = 0; t < c->n_ids && t < 48; t++) G.ids[i][t] = c->ids[t], G.lps[i][t] = c->logprobs[t];
+    snprintf(G.text[i], sizeof G.text[i], "%s", c->text ? c->text : "");
+    snprintf(G.finish[i], sizeof G.finish[i], "%s", c->finish_reason);
+    return 0;
+}
+
+/* Index in G of (request r, sample s), or -1. */
+static int find(int r, int s) {
+    for (int i = 0; i < G.n; i++)
+        if (G.req[i] == r && G.sample[i] == s) return i;
+    return -1;
+}
+
+static struct dsm_gen_settings settings(float temp, int max_tokens, uint64_t seed) {
+    struct dsm_gen_settings s = {temp, 0, 1.0f, max_tokens, seed, NULL, 0, 1};
+    return s;
+}
+
+static int run(struct dsm_engine *e, const struct dsm_gen_request *r, int n, struct dsm_err *err) {
+    G.n = 0;
+    return dsm_engine_run(e, r, n, collect, NULL, err);
+}
+
+static void test_greedy_matches_forward(struct dsm_model *m, struct dsm_engine *e) {
+    struct dsm_err err = {0};
+    int32_t prompt[] = {256, 49, 50, 32, 43, 32, 51, 48, 32, 61};
+    struct dsm_gen_request r = {prompt, 10, 1, settings(0.0f, 24, 0)};
+    CHECK_OK(run(e, &r, 1, &err), &err);
+    CHECK(G.n == 1 && G.len[0] == 24 && !strcmp(G.finish[0], "length"));
+    /* full forward over prompt + generated: argmax at position p-1 is token p */
+    int V = dsm_model_config(m)->vocab_size, T = 10 + 24;
+    int32_t all[64];
+    memcpy(all, prompt, sizeof prompt);
+    memcpy(all + 10, G.ids[0], sizeof(int32_t) * 24);
+    float *lg = malloc(sizeof(float) * (size_t)T * V);
+    CHECK_OK(dsm_model_logits(m, all, T, lg, &err), &err);
+    int bad = 0;
+    double lp_err = 0;
+    for (int t = 0; t < 24; t++) {
+        const float *row = lg + (size_t)(10 + t - 1) * V;
+        int best = 0;
+        double mx = row[0], sum = 0;
+        for (int i = 1; i < V; i++)
+            if (row[i] > row[best]) best = i;
+        mx = row[best];
+        for (int i = 0; i < V; i++) sum += exp(row[i] - mx);
+        bad += best != G.ids[0][t];
+        double lp = row[G.ids[0][t]] - mx - log(sum);
+        lp_err = fmax(lp_err, fabs(lp - G.lps[0][t]));
+    }
+    CHECK_MSG(bad == 0, "%d greedy tokens differ from the full-forward argmax", bad);
+    CHECK_MSG(lp_err < 1e-4, "log-prob error %g", lp_err);
+    free(lg);
+}
+
+/* 64 mixed prompts with various settings; then each sample again alone. */
+static void test_batch_independence(struct dsm_engine *e) {
+    struct dsm_err err = {0};
+    static int32_t prompts[64][20];
+    struct dsm_gen_request r[64];
+    for (int i = 0; i < 64; i++) {
+        int len = 3 + i % 17;
+        prompts[i][0] = 256;
+        for (int t = 1; t < len; t++) prompts[i][t] = (i * 31 + t * 7) % 256;
+        r[i] = (struct dsm_gen_request){prompts[i], len, 1 + (i % 3 == 0), settings(i % 4 == 0 ? 0.0f : 0.8f, 8 + i % 9, 1000 + (uint64_t)i)};
+        r[i].s.top_k = i % 5 == 1 ? 12 : 0;
+        r[i].s.top_p = i % 5 == 2 ? 0.9f : 1.0f;
+    }
+    CHECK_OK(run(e, r, 64, &err), &err);
+    int total = 0;
+    for (int i = 0; i < 64; i++) total += r[i].n;
+    CHECK(G.n == total);
+    static struct got batch;
+    memcpy(&batch, &G, sizeof G);
+    int differ = 0;
+    for (int i = 0; i < 64; i++)
+        for (int s = 0; s < r[i].n; s++) {
+            struct dsm_gen_request one = r[i];
+            one.n = 1;
+            one.s.seed = r[i].s.seed + (uint64_t)s; /* sample s of a request uses seed + s */
+            CHECK_OK(run(e, &one, 1, &err), &err);
+            int b = -1;
+            for (int k = 0; k < batch.n; k++)
+                if (batch.req[k] == i && batch.sample[k] == s) b = k;
+            if (b < 0 || G.len[0] != batch.len[b] || memcmp(G.ids[0], batch.ids[b], sizeof(int32_t) * (size_t)G.len[0]))
+                differ++;
+        }
+    CHECK_MSG(differ == 0, "%d samples differ between the batch of 64 prompts and running alone", differ);
+}
+
+static void test_prefix_sharing(struct dsm_model *m, struct dsm_engine *e) {
+    struct dsm_err err = {0};
+    int32_t prompt[40];
+    for (int t = 0; t < 40; t++) prompt[t] = t ? (t * 13) % 256 : 256;
+    struct dsm_gen_request r = {prompt, 40, 8, settings(1.0f, 16, 77)};
+    CHECK_OK(run(e, &r, 1, &err), &err);
+    const struct dsm_engine_stats *st = dsm_engine_stats(e);
+    CHECK_MSG(st->prefills == 1 && st->kv_copies == 7, "shared run: %ld prefills, %ld copies", st->prefills, st->kv_copies);
+    static struct got shared;
+    memcpy(&shared, &G, sizeof G);
+    /* one slot at a time: no sibling is ever live, so every sample prefills its own prompt */
+    struct dsm_engine *solo = NULL;
+    struct dsm_engine_opts o = {.max_batch = 1};
+    CHECK_OK(dsm_engine_create(m, NULL, &o, &solo, &err), &err);
+    G.n = 0;
+    CHECK_OK(dsm_engine_run(solo, &r, 1, collect, NULL, &err), &err);
+    CHECK_MSG(dsm_engine_stats(solo)->prefills == 8, "solo run: %ld prefills", dsm_engine_stats(solo)->prefills);
+    int differ = 0;
+    for (int s = 0; s < 8; s++) {
+        int a = -1, b = find(0, s);
+        for (int k = 0; k < shared.n; k++)
+            if (shared.sample[k] == s) a = k;
+        if (a < 0 || b < 0 || shared.len[a] != G.len[b] || memcmp(shared.ids[a], G.ids[b], sizeof(int32_t) * (size_t)G.len[b]))
+            differ++;
+    }
+    CHECK_MSG(differ == 0, "%d samples differ between shared and recomputed prompt KV", differ);
+    dsm_engine_destroy(solo);
+}
+
+/* Upper critical value of chi-square with df degrees of freedom at significance 0.001
+ * (Wilson-Hilferty: z = 3.0902). */
+static double chi2_crit(int df) {
+    double z = 3.0902, h = 2.0 / (9.0 * df);
+    return df * pow(1 - h + z * sqrt(h), 3);
+}
+
+/* Draw many first tokens and compare with the distribution the settings imply. */
+static void test_distribution(struct dsm_model *m, struct dsm_engine *e, float temp, int top_k, float top_p) {
+    struct dsm_err err = {0};
+    int V = dsm_model_config(m)->vocab_size;
+    int32_t prompt[] = {256, 72, 105};
+    int N = MAXC;
+    float *lg = malloc(sizeof(float) * V);
+    CHECK_OK(dsm_model_logits(m, prompt, 1, lg, &err), &err); /* scratch to size; recomputed below */
+    float *full = malloc(sizeof(float) * 3 * V);
+    CHECK_OK(dsm_model_logits(m, prompt, 3, full, &err), &err);
+    const float *row = full + 2 * V;
+    /* expected distribution: softmax(row / temp) restricted to top-k and top-p, renormalised */
+    double *p = malloc(sizeof(double) * V), mx = -INFINITY, z = 0;
+    int *order = malloc(sizeof(int) * V);
+    for (int i = 0; i < V; i++) mx = fmax(mx, row[i]);
+    for (int i = 0; i < V; i++) z += p[i] = exp((row[i] - mx) / temp), order[i] = i;
+    for (int i = 0; i < V; i++) p[i] /= z;
+    for (int i = 0; i < V; i++) /* selection sort by probability, descending */
+        for (int j = i + 1; j < V; j++)
+            if (p[order[j]] > p[order[i]]) {
+                int t = order[i];
+                order[i] = order[j], order[j] = t;
+            }
+    int keep = top_k > 0 ? top_k : V;
+    double acc = 0;
+    for (int i = 0; i < keep; i++) {
+        acc += p[order[i]];
+        if (top_p < 1.0f && acc >= top_p) {
+            keep = i + 1;
+            break;
+        }
+    }
+    double kept = 0;
+    for (int i = 0; i < keep; i++) kept += p[order[i]];
+    struct dsm_gen_request r = {prompt, 3, N, settings(temp, 1, 12345)};
+    r.s.top_k = top_k, r.s.top_p = top_p;
+    CHECK_OK(run(e, &r, 1, &err), &err);
+    int *count = calloc((size_t)V, sizeof(int)), outside = 0;
+    for (int i = 0; i < G.n; i++) count[G.ids[i][0]]++;
+    int *in = calloc((size_t)V, sizeof(int));
+    for (int i = 0; i < keep; i++) in[order[i]] = 1;
+    for (int i = 0; i < V; i++) outside += !in[i] && count[i];
+    CHECK_MSG(outside == 0, "T=%g k=%d p=%g: %d tokens drawn outside the kept set", temp, top_k, top_p, outside);
+    /* chi-square over kept tokens, pooling bins with expected count < 5 */
+    double chi = 0, pool_e = 0, pool_o = 0;
+    int df = -1;
+    for (int i = 0; i < keep; i++) {
+        double ex = N * p[order[i]] / kept;
+        if (ex < 5) {
+            pool_e += ex, pool_o += count[order[i]];
+            continue;
+        }
+        chi += (count[order[i]] - ex) * (count[order[i]] - ex) / ex, df++;
+    }
+    if (pool_e > 0) chi += (pool_o - pool_e) * (pool_o - pool_e) / pool_e, df++;
+    if (df < 1) df = 1;
+    fprintf(stderr, "distribution T=%g k=%d p=%g: %d kept tokens, chi2 = %.1f, df = %d, critical(0.001) = %.1f\n", temp,
+            top_k, top_p, keep, chi, df, chi2_crit(df));
+    CHECK_MSG(chi < chi2_crit(df), "chi2 %.1f >= %.1f", chi, chi2_crit(df));
+    free(lg), free(full), free(p), free(order), free(count), free(in);
+}
+
+/* top-k and top-p on hand-made logits: the support is exactly the expected set. */
+static void test_truncation_exact(void) {
+    float logits[6] = {0.0f, 3.0f, 1.0f, 2.0f, -1.0f, 2.0f}; /* order: 1, 3 (tie with 5, lower id first), 5, 2, 0, 4 */
+    float ps[6];
+    int32_t idx[6];
+    struct dsm_rng rng;
+    dsm_rng_seed(&rng, 9);
+    int seen[6] = {0};
+    struct dsm_sampling k3 = {1.0f, 3, 1.0f};
+    for (int i = 0; i < 4000; i++) seen[dsm_sample(logits, 6, &k3, &rng, ps, idx, NULL)]++;
+    CHECK(seen[1] && seen[3] && seen[5] && !seen[0] && !seen[2] && !seen[4]);
+    /* probabilities e^3, e^2, e^2, e^1, ... / Z: the top token alone has 0.53 of the mass;
+     * top-p 0.5 keeps only it, top-p 0.6 keeps it and the next (id 3) */
+    memset(seen, 0, sizeof seen);
+    struct dsm_sampling p5 = {1.0f, 0, 0.5f};
+    for (int i = 0; i < 2000; i++) seen[dsm_sample(logits, 6, &p5, &rng, ps, idx, NULL)]++;
+    CHECK(seen[1] == 2000);
+    memset(seen, 0, sizeof seen);
+    struct dsm_sampling p6 = {1.0f, 0, 0.6f};
+    for (int i = 0; i < 4000; i++) seen[dsm_sample(logits, 6, &p6, &rng, ps, idx, NULL)]++;
+    CHECK(seen[1] && seen[3] && !seen[5] && !seen[2] && !seen[0] && !seen[4]);
+    /* greedy: the argmax, log-prob of the untempered distribution */
+    struct dsm_sampling g = {0.0f, 0, 1.0f};
+    float lp;
+    CHECK(dsm_sample(logits, 6, &g, &rng, ps, idx, &lp) == 1);
+    double z = 0;
+    for (int i = 0; i < 6; i++) z += exp(logits[i] - 3.0);
+    CHECK_NEAR(lp, -log(z), 1e-6);
+}
+
+static void test_stop_and_eos(struct dsm_engine *e) {
+    struct dsm_err err = {0};
+    int32_t prompt[] = {256, 83, 104, 111, 119};
+    struct dsm_gen_request r = {prompt, 5, 1, settings(0.0f, 40, 0)};
+    CHECK_OK(run(e, &r, 1, &err), &err);
+    /* choose a stop string from the middle of the greedy text: it spans several byte tokens */
+    const char *full = G.text[0];
+    size_t flen = strlen(full);
+    int start = -1;
+    for (size_t i = 4; i + 3 < flen && start < 0; i++)
+        if ((unsigned char)full[i] < 0x80 && (unsigned char)full[i + 1] < 0x80 && (unsigned char)full[i + 2] < 0x80 &&
+            full[i] && full[i + 1] && full[i + 2])
+            start = (int)i;
+    if (start < 0) {
+        fprintf(stderr, "no ASCII run in the greedy text; stop-string check skipped for this model\n");
+        return;
+    }
+    char stop[4] = {full[start], full[start + 1], full[start + 2], 0};
+    const char *stops[] = {"\x01\x02never", stop};
+    const char *first = strstr(full, stop);
+    r.s.stop = stops, r.s.n_stop = 2;
+    CHECK_OK(run(e, &r, 1, &err), &err);
+    CHECK(!strcmp(G.finish[0], "stop"));
+    CHECK_MSG(strlen(G.text[0]) == (size_t)(first - full) && !strncmp(G.text[0], full, (size_t)(first - full)),
+              "stop '%s': text '%s' should be the first %d bytes of '%s'", stop, G.text[0], (int)(first - full), full);
+    /* EOS: with EOS allowed, a greedy run that samples EOS stops there and keeps the EOS id */
+    r.s.stop = NULL, r.s.n_stop = 0, r.s.ignore_eos = 0, r.s.temperature = 1.0f, r.n = 200, r.s.max_tokens = 40;
+    CHECK_OK(run(e, &r, 1, &err), &err);
+    int eos_seen = 0, ok = 1;
+    for (int i = 0; i < G.n; i++) {
+        int last = G.ids[i][G.len[i] - 1];
+        if (!strcmp(G.finish[i], "stop")) eos_seen++, ok &= last == TOK_BYTE_EOS;
+        else ok &= G.len[i] == 40;
+        for (int t = 0; t < G.len[i] - 1; t++) ok &= G.ids[i][t] != TOK_BYTE_EOS;
+    }
+    CHECK(ok);
+    fprintf(stderr, "EOS ended %d of %d samples\n", eos_seen, G.n);
+}
+
+static void test_budget_and_errors(struct dsm_model *m) {
+    struct dsm_err err = {0};
+    const struct dsm_model_config *c = dsm_model_config(m);
+    size_t per_token = 2u * c->n_layers * c->n_kv_heads * c->head_dim * sizeof(float);
+    int32_t prompt[] = {256, 1, 2};
+    struct dsm_gen_request r = {prompt, 3, 6, settings(1.0f, 10, 4)};
+    /* room for exactly two sequences of 13 tokens */
+    struct dsm_engine_opts o = {.max_batch = 64, .kv_budget_bytes = 2 * 13 * per_token + 100};
+    struct dsm_engine *e = NULL;
+    CHECK_OK(dsm_engine_create(m, NULL, &o, &e, &err), &err);
+    G.n = 0;
+    CHECK_OK(dsm_engine_run(e, &r, 1, collect, NULL, &err), &err);
+    CHECK(G.n == 6 && dsm_engine_stats(e)->slots == 2 && dsm_engine_stats(e)->peak_live <= 2);
+    o.kv_budget_bytes = 12 * per_token; /* less than one sequence */
+    dsm_engine_destroy(e);
+    CHECK_OK(dsm_engine_create(m, NULL, &o, &e, &err), &err);
+    CHECK(dsm_engine_run(e, &r, 1, collect, NULL, &err) == DSM_EINVAL && strstr(err.msg, "KV budget"));
+    struct dsm_gen_request b = r;
+    b.n = 0;
+    CHECK(dsm_engine_run(e, &b, 1, collect, NULL, &err) == DSM_EINVAL && strstr(err.msg, "n = 0"));
+    b = r, b.s.temperature = -0.5f;
+    CHECK(dsm_engine_run(e, &b, 1, collect, NULL, &err) == DSM_EINVAL && strstr(err.msg, "temperature"));
+    b = r, b.s.top_p = 0.0f;
+    CHECK(dsm_engine_run(e, &b, 1, collect, NULL, &err) == DSM_EINVAL && strstr(err.msg, "top_p"));
+    b = r, b.s.top_p = 1.5f;
+    CHECK(dsm_engine_run(e, &b, 1, collect, NULL, &err) == DSM_EINVAL && strstr(err.msg, "top_p"));
+    b = r, b.s.max_tokens = 100000;
+    CHECK(dsm_engine_run(e, &b, 1, collect, NULL, &err) == DSM_EINVAL && strstr(err.msg, "exceeds the context"));
+    int32_t badp[] = {256, 999};
+    b = r, b.prompt = badp, b.n_prompt = 2;
+    CHECK(dsm_engine_run(e, &b, 1, collect, NULL, &err) == DSM_EINVAL && strstr(err.msg, "id 999"));
+    const char *stops[] = {"x"};
+    b = r, b.s.stop = stops, b.s.n_stop = 1; /* this engine has no tokenizer */
+    CHECK(dsm_engine_run(e, &b, 1, collect, NULL, &err) == DSM_EINVAL && strstr(err.msg, "tokenizer"));
+    dsm_engine_destroy(e);
+}
+
+int main(void) {
+    char dir[] = "/tmp/dsm-test-engine-XXXXXX";
+    if (!mkdtemp(dir)) return 1;
+    struct dsm_err err = {0};
+    struct dsm_model_config cfg;
+    CHECK_OK(dsm_preset_config("tiny", DSM_ARCH_QWEN2, &cfg, &err), &err);
+    cfg.n_layers = 2;
+    CHECK_OK(dsm_model_init_random(&cfg, dir, DSM_DT_F32, 3, &err), &err);
+    CHECK_OK(tok_byte_write(dir, &err), &err);
+    /* a random model with std 0.02 is nearly uniform: the distribution tests use low temperatures
+     * so that the sampled distributions are far from uniform */
+    struct dsm_backend *be = NULL;
+    struct dsm_model *m = NULL;
+    struct dsm_tokenizer *tok = NULL;
+    struct dsm_engine *e = NULL;
+    struct dsm_model_opts mo = {.max_seq = 256};
+    CHECK_OK(dsm_backend_open("cpu", 2, &be, &err), &err);
+    CHECK_OK(dsm_model_load(dir, be, &mo, &m, &err), &err);
+    CHECK_OK(tok_load_dir(dir, &tok, &err), &err);
+    CHECK_OK(dsm_engine_create(m, tok, NULL, &e, &err), &err);
+    if (test_failures) return test_main_end();
+    test_greedy_matches_forward(m, e);
+    test_batch_independence(e);
+    test_prefix_sharing(m, e);
+    test_distribution(m, e, 0.05f, 0, 1.0f);
+    test_distribution(m, e, 0.03f, 20, 0.9f);
+    test_truncation_exact();
+    test_stop_and_eos(e);
+    test_budget_and_errors(m);
+    dsm_engine_destroy(e);
+    tok_destroy(tok);
+    dsm_model_destroy(m);
+    dsm_backend_destroy(be);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    return test_main_end();
+}
