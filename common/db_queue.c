@@ -162,10 +162,26 @@ int db_job_complete(struct dsm_db *db, const struct db_job *job, const char *res
     if (stored) *stored = 0;
     char id[24];
     snprintf(id, sizeof id, "%lld", (long long)job->id);
-    int rc = db_begin(db, err);
-    if (rc) return rc;
     const char *p[] = {id, result ? result : "{}", worker};
     PGresult *r = NULL;
+    if (!write) {
+        /* no domain rows: one atomic statement, one round trip */
+        int rc = db_exec(db,
+                         "WITH r AS (INSERT INTO job_results (job_id, result, worker)"
+                         "           VALUES ($1::bigint, $2::jsonb, $3::text)"
+                         "           ON CONFLICT (job_id) DO NOTHING RETURNING job_id),"
+                         " u AS (UPDATE jobs SET state = 'done', finished_at = now(), updated_at = now(),"
+                         "        lease_token = NULL, lease_owner = NULL, lease_until = NULL"
+                         "       WHERE id IN (SELECT job_id FROM r) RETURNING id)"
+                         " SELECT count(*) AS stored FROM u",
+                         3, p, &r, err);
+        if (rc) return rc;
+        if (stored) *stored = db_get_i64(r, 0, "stored", 0) == 1;
+        PQclear(r);
+        return DSM_OK;
+    }
+    int rc = db_begin(db, err);
+    if (rc) return rc;
     /* waits on a concurrent completer's uncommitted row, then does nothing if it committed */
     rc = db_exec(db,
                  "INSERT INTO job_results (job_id, result, worker) VALUES ($1::bigint, $2::jsonb, $3::text)"
