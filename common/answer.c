@@ -336,7 +336,7 @@ static int vparse_split(struct ans_checker *c, enum av_kind kind, const char *s,
         const char *es = s + a;
         size_t en = b - a;
         trim(&es, &en);
-        if (!en && kind == AV_LIST) continue; /* "1, 2," */
+        if (!en && (kind == AV_LIST || (kind == AV_SET && npos == 0))) continue; /* "1, 2,", \{\} */
         int k = vparse(c, es, en, depth + 1);
         if (k < 0) return -1;
         /* a list element that is itself a bare list (a \pm expansion) is flattened */
@@ -436,6 +436,100 @@ static int vparse_expr(struct ans_checker *c, const char *s, size_t n) {
     return v;
 }
 
+/* An endpoint of an interval made from an inequality. */
+static int endpoint(struct ans_checker *c, const char *s, size_t n) {
+    int k = vparse_expr(c, s, n);
+    return k >= 0 && c->vals[k].kind != AV_EXPR ? -2 : k;
+}
+
+/* x < 5, x \ge -2, 2 < x \le 5, 5 > x: an interval over the named variable, so that it equals
+ * (-\infty, 5), [-2, \infty), (2, 5] ... Returns -2 when s is not such an inequality. */
+static int vparse_inequality(struct ans_checker *c, const char *s, size_t n) {
+    struct {
+        size_t at, len;
+        int less, strict;
+    } ops[3];
+    int k = 0, depth = 0;
+    for (size_t i = 0; i < n && k <= 2;) {
+        size_t w = 0, bw;
+        int less = 0, strict = 0;
+        if (opener_at(s, n, i, &bw)) {
+            depth++, i += bw;
+            continue;
+        }
+        if (closer_at(s, n, i, &bw)) {
+            depth -= depth > 0, i += bw;
+            continue;
+        }
+        if (depth > 0) {
+            i++;
+            continue;
+        }
+        if (s[i] == '<') w = 1, less = 1, strict = 1;
+        else if (s[i] == '>') w = 1, less = 0, strict = 1;
+        else if (sep_at(s, n, i, "\\le")) w = 3, less = 1;
+        else if (sep_at(s, n, i, "\\ge")) w = 3, less = 0;
+        if (w) {
+            if (k < 3) ops[k].at = i, ops[k].len = w, ops[k].less = less, ops[k].strict = strict;
+            k++;
+            i += w;
+            continue;
+        }
+        if (s[i] == '=' || s[i] == ',') return -2;
+        i += s[i] == '\\' && i + 1 < n && !isalpha((unsigned char)s[i + 1]) ? 2 : 1;
+    }
+    if (k < 1 || k > 2) return -2;
+    const char *seg[3];
+    size_t segn[3];
+    for (int i = 0; i <= k; i++) {
+        size_t a = i ? ops[i - 1].at + ops[i - 1].len : 0, b = i < k ? ops[i].at : n;
+        seg[i] = s + a;
+        segn[i] = b - a;
+        trim(&seg[i], &segn[i]);
+        if (!segn[i]) return -2;
+    }
+    /* lo and hi endpoints as (text, closed); NULL text = infinite */
+    const char *lo = NULL, *hi = NULL;
+    size_t lon = 0, hin = 0;
+    int lo_closed = 0, hi_closed = 0;
+    const char *var;
+    size_t varn;
+    if (k == 1) {
+        int var_left = is_label(seg[0], segn[0]), var_right = is_label(seg[1], segn[1]);
+        if (var_left == var_right) return -2;
+        int bound = var_left ? 1 : 0;
+        /* x < b  or  b > x : b is an upper bound */
+        int upper = var_left ? ops[0].less : !ops[0].less;
+        var = seg[1 - bound];
+        varn = segn[1 - bound];
+        if (upper) hi = seg[bound], hin = segn[bound], hi_closed = !ops[0].strict;
+        else lo = seg[bound], lon = segn[bound], lo_closed = !ops[0].strict;
+    } else {
+        if (!is_label(seg[1], segn[1]) || ops[0].less != ops[1].less) return -2;
+        var = seg[1];
+        varn = segn[1];
+        int a = ops[0].less ? 0 : 2, b = 2 - a;
+        lo = seg[a], lon = segn[a], lo_closed = !ops[a ? 1 : 0].strict;
+        hi = seg[b], hin = segn[b], hi_closed = !ops[b ? 1 : 0].strict;
+    }
+    int v = val_new(c, AV_TUPLE, s, n), last = -1;
+    if (v < 0) return -1;
+    int e1 = lo ? endpoint(c, lo, lon) : endpoint(c, "-\\infty", 7);
+    int e2 = e1 >= 0 ? (hi ? endpoint(c, hi, hin) : endpoint(c, "\\infty", 6)) : e1;
+    if (e1 < 0 || e2 < 0) {
+        if (e1 == -1 || e2 == -1) return -1;
+        c->vals[v].kind = AV_TEXT;
+        return v;
+    }
+    add_kid(c, v, e1, &last);
+    add_kid(c, v, e2, &last);
+    c->vals[v].open = lo_closed ? '[' : '(';
+    c->vals[v].close = hi_closed ? ']' : ')';
+    c->vals[v].label = var;
+    c->vals[v].label_len = varn;
+    return v;
+}
+
 static int vparse(struct ans_checker *c, const char *s, size_t n, int depth) {
     size_t pos[AV_MAX_KIDS];
     trim(&s, &n);
@@ -451,6 +545,8 @@ static int vparse(struct ans_checker *c, const char *s, size_t n, int depth) {
         trim(&s, &n);
     }
     if (!n || depth > AV_MAX_DEPTH) return val_new(c, AV_TEXT, s, n);
+    if ((n == 9 && !memcmp(s, "\\emptyset", 9)) || (n == 11 && !memcmp(s, "\\varnothing", 11)))
+        return val_new(c, AV_SET, s, n); /* no elements */
     if (n > 7 && !memcmp(s, "\\begin{", 7)) {
         int v = vparse_matrix(c, s, n, depth);
         if (v != -2) return v;
@@ -479,6 +575,8 @@ static int vparse(struct ans_checker *c, const char *s, size_t n, int depth) {
     k = split_top(s, n, ",", pos, AV_MAX_KIDS);
     if (k >= AV_MAX_KIDS) return val_new(c, AV_TEXT, s, n);
     if (k > 0) return vparse_split(c, AV_LIST, s, n, pos, k, 1, depth);
+    int iv = vparse_inequality(c, s, n);
+    if (iv != -2) return iv;
     /* relations: the first top-level one decides */
     size_t best = n, best_len = 0;
     const struct relop *rop = NULL;

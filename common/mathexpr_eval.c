@@ -5,7 +5,8 @@
  *          function answers "not exact" and the caller falls back to floating point;
  *   float: complex doubles (so sqrt(-4), i and complex roots just work); domain errors give NaN.
  * Comparison evaluates both trees at up to MX_TRIES points (variables get the same random value on
- * both sides), exactly where both sides allow, else in floating point with a relative tolerance.
+ * both sides), exactly where both sides allow (rationals k/m), else in floating point at small
+ * values (+-[0.25, 2.25]) with a relative tolerance.
  * Recursion depth equals tree depth, which the parser bounds by MX_MAX_DEPTH (x3 for the grammar
  * levels); nodes built by mx_sub/mx_scale add at most one level each.
  */
@@ -244,14 +245,21 @@ static double complex eval_float(struct mx_ctx *ctx, int k, const double complex
     case MX_ADD: return a + b;
     case MX_SUB: return a - b;
     case MX_MUL: return a * b;
-    case MX_DIV: return b == 0 ? NAN : a / b;
+    case MX_DIV: {
+        if (b == 0) return NAN;
+        double complex q = a / b;
+        return q == 0 && a != 0 ? NAN : q; /* underflow (1/2004!): not a real zero */
+    }
     case MX_NEG: return -a;
-    case MX_POW:
+    case MX_POW: {
+        double complex r;
         if (real_like(b) && fabs(creal(b)) <= 64 && creal(b) == floor(creal(b)))
-            return cpow_int(a, (long)creal(b));
-        if (a == 0) return creal(b) > 0 ? 0 : NAN;
-        if (real_like(a) && real_like(b) && creal(a) > 0) return pow(creal(a), creal(b));
-        return cpow(a, b);
+            r = cpow_int(a, (long)creal(b));
+        else if (a == 0) return creal(b) > 0 ? 0 : NAN;
+        else if (real_like(a) && real_like(b) && creal(a) > 0) r = pow(creal(a), creal(b));
+        else r = cpow(a, b);
+        return r == 0 && a != 0 ? NAN : r; /* underflow (2^{-5000}): not a real zero */
+    }
     case MX_ROOT: {
         double n = nd->b >= 0 ? creal(b) : 2;
         if (nd->b >= 0 && !real_like(b)) return NAN;
@@ -296,7 +304,10 @@ static double complex eval_float(struct mx_ctx *ctx, int k, const double complex
         case MX_FN_SINH: return csinh(a);
         case MX_FN_COSH: return ccosh(a);
         case MX_FN_TANH: return ctanh(a);
-        case MX_FN_EXP: return cexp(a);
+        case MX_FN_EXP: {
+            double complex r = cexp(a);
+            return r == 0 ? NAN : r;
+        }
         case MX_FN_ABS: return cabs(a);
         case MX_FN_FLOOR: return real_like(a) ? floor(creal(a)) : NAN;
         case MX_FN_CEIL: return real_like(a) ? ceil(creal(a)) : NAN;
@@ -331,7 +342,10 @@ static int close_enough(double complex a, double complex b, double rel_tol, int 
     }
     double m = fmax(cabs(a), cabs(b));
     if (isinf(m)) return -1;
-    return cabs(a - b) <= rel_tol * m + 1e-12 ? 1 : 0;
+    /* purely relative, except against an exact zero: sin(pi) = 1.2e-16 must equal 0, but
+     * 2.88e-19 must not equal 3.88e-19 */
+    if (a == 0 || b == 0) return m <= 1e-12 ? 1 : 0;
+    return cabs(a - b) <= rel_tol * m ? 1 : 0;
 }
 
 /* Set bit v of *used for each variable v in the tree; returns 1 when it contains \infty. */
@@ -370,7 +384,10 @@ int mx_compare(struct mx_ctx *ctx, int a, int b, int proportional, double rel_to
             int64_t kk = 2 + (int64_t)(rng_next(ctx) % 40), m = 1 + (int64_t)(rng_next(ctx) % 3);
             if (t >= MX_TRIES / 2 && rng_next(ctx) % 3 == 0) kk = -kk;
             rat_make(kk, m, &rv[v]);
-            fv[v] = (double)rv[v].n / (double)rv[v].d;
+            /* the floating-point path uses small magnitudes instead, in +-[0.25, 2.25], so that
+             * exponentials do not swamp the other terms (e^41 would hide a difference of e^-2t) */
+            fv[v] = 0.25 + 2.0 * (double)(rng_next(ctx) >> 11) * 0x1p-53;
+            if (kk < 0) fv[v] = -fv[v];
         }
         int verdict_here = -1;
         if (!proportional) {

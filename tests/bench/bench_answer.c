@@ -89,7 +89,7 @@ static void run(const char *name, enum workload w, double seconds) {
 
 int main(int argc, char **argv) {
     const char *dir = argc > 1 ? argv[1] : getenv("DSM_DATA_DIR");
-    if (!dir) dir = DSM_SOURCE_DIR "/../shared/data";
+    if (!dir || !*dir) dir = DSM_SOURCE_DIR "/../shared/data";
     double seconds = argc > 2 ? atof(argv[2]) : 2.0;
     if (load(dir)) return 2;
     printf("MATH-500: %d gold/box pairs, %.1f s per workload, one thread\n\n", n, seconds);

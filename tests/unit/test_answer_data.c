@@ -10,7 +10,8 @@
  *                 gold + 1
  *   AIME24        `answer` vs the last box in `solution` where there is one ("025" vs 25 ...)
  *   AMC23         float golds (27.0) vs the integer, and vs the integer + 1
- *   OlympiadBench `final_answer` against itself (string shortcut off)
+ *   OlympiadBench `final_answer` against itself (string shortcut off; its solutions have no box)
+ *   Minerva-Math  the last box against itself, and against itself with one digit changed
  * Prints the agreement numbers; fails when any falls below its floor (see FLOOR_*).
  */
 #include <jansson.h>
@@ -165,7 +166,7 @@ static void math500_cross(const char *gold, int lineno) {
 
 /* ---- MATH full test --------------------------------------------------------------------- */
 
-static int mf_total, mf_equal, mf_nobox;
+static int mf_total, mf_equal, mf_nobox, mf_mut_total, mf_mut_equal;
 
 static void math_record(json_t *rec, int lineno) {
     const char *sol = str_field(rec, "solution");
@@ -179,6 +180,17 @@ static void math_record(json_t *rec, int lineno) {
     if (compare(strict, box, box, &v) == DSM_OK && v.equal) mf_equal++;
     else fprintf(stderr, "  MATH disagreement line %d: box '%s' vs itself (%s)\n", lineno, box,
                  ans_reason_name(v.reason));
+    char mut[ANS_MAX_LEN + 1];
+    snprintf(mut, sizeof mut, "%s", box);
+    char *d = strpbrk(mut, "123456789");
+    if (!d) return;
+    *d = *d == '9' ? '1' : (char)(*d + 1);
+    mf_mut_total++;
+    if (compare(normal, box, mut, &v) == DSM_OK && v.equal) {
+        mf_mut_equal++;
+        fprintf(stderr, "  MATH false positive line %d: '%s' vs '%s' (%s)\n", lineno, box, mut,
+                ans_reason_name(v.reason));
+    }
 }
 
 /* ---- GSM8K ------------------------------------------------------------------------------ */
@@ -257,6 +269,28 @@ static void olympiad_record(json_t *rec, int lineno) {
                  ans_reason_name(v.reason));
 }
 
+static int mi_total, mi_equal, mi_mut_total, mi_mut_equal;
+
+static void minerva_record(json_t *rec, int lineno) {
+    const char *sol = str_field(rec, "solution");
+    char box[ANS_MAX_LEN + 1], mut[ANS_MAX_LEN + 1];
+    if (!sol || !last_box(sol, box, sizeof box)) return;
+    struct ans_verdict v;
+    mi_total++;
+    if (compare(strict, box, box, &v) == DSM_OK && v.equal) mi_equal++;
+    else fprintf(stderr, "  Minerva line %d: box '%s' vs itself (%s)\n", lineno, box,
+                 ans_reason_name(v.reason));
+    snprintf(mut, sizeof mut, "%s", box);
+    char *d = strpbrk(mut, "123456789");
+    if (!d) return;
+    *d = *d == '9' ? '1' : (char)(*d + 1);
+    mi_mut_total++;
+    if (compare(normal, box, mut, &v) == DSM_OK && v.equal) {
+        mi_mut_equal++;
+        fprintf(stderr, "  Minerva false positive line %d: '%s' vs '%s'\n", lineno, box, mut);
+    }
+}
+
 static double pct(int a, int b) { return b ? 100.0 * a / b : 0; }
 
 int main(void) {
@@ -278,6 +312,7 @@ int main(void) {
     for_each_record("competition/aime24.jsonl", aime_record);
     for_each_record("competition/amc23.jsonl", amc_record);
     for_each_record("competition/olympiadbench.jsonl", olympiad_record);
+    for_each_record("competition/minerva_math.jsonl", minerva_record);
     double dt = dsm_now() - t0;
     fprintf(stderr, "\nMATH-500 gold vs own box (no string shortcut): %d/%d = %.1f%%\n", m5_equal,
             m5_total, pct(m5_equal, m5_total));
@@ -293,6 +328,8 @@ int main(void) {
             m5_pairs_equal, m5_pairs);
     fprintf(stderr, "MATH box vs itself (no string shortcut): %d/%d = %.1f%% (%d without a box)\n",
             mf_equal, mf_total, pct(mf_equal, mf_total), mf_nobox);
+    fprintf(stderr, "MATH box with its first non-zero digit changed judged equal: %d/%d\n",
+            mf_mut_equal, mf_mut_total);
     fprintf(stderr, "GSM8K gold vs gold without commas: %d/%d; gold vs gold+1 equal: %d\n",
             gs_equal, gs_total, gs_plus1_equal);
     fprintf(stderr, "AIME24 answer vs last box: %d/%d\n", ai_equal, ai_total);
@@ -300,6 +337,8 @@ int main(void) {
             amc_total, amc_plus1_equal);
     fprintf(stderr, "OlympiadBench final_answer vs itself (no string shortcut): %d/%d = %.1f%%\n",
             ob_equal, ob_total, pct(ob_equal, ob_total));
+    fprintf(stderr, "Minerva-Math last box vs itself (no string shortcut): %d/%d; first non-zero "
+            "digit changed judged equal: %d/%d\n", mi_equal, mi_total, mi_mut_equal, mi_mut_total);
     fprintf(stderr, "%.2f s in all\n", dt);
     /* floors: MATH-500, GSM8K, AIME, AMC exact; MATH and OlympiadBench as measured (see docs) */
     CHECK(m5_total == 500 && m5_equal == m5_total);
@@ -308,11 +347,12 @@ int main(void) {
     /* the 3 neighbouring pairs judged equal are genuinely equal ('5' and 'x=5', '7' and '7',
      * '3' and '3'); any more is a false positive */
     CHECK(m5_pairs_equal <= 3);
-    CHECK(mf_total >= 4990 && pct(mf_equal, mf_total) >= 99.5);
+    CHECK(mf_total >= 4990 && pct(mf_equal, mf_total) >= 99.5 && mf_mut_equal == 0);
     CHECK(gs_total == 1319 && gs_equal == gs_total && gs_plus1_equal == 0);
     CHECK(ai_total > 0 && ai_equal == ai_total);
     CHECK(amc_total == 40 && amc_equal == amc_total && amc_plus1_equal == 0);
     CHECK(ob_total == 675 && pct(ob_equal, ob_total) >= 99.0);
+    CHECK(mi_total >= 250 && mi_equal == mi_total && mi_mut_equal == 0);
     ans_checker_destroy(normal);
     ans_checker_destroy(strict);
     return test_main_end();
