@@ -35,7 +35,7 @@ size_t dsm_dtype_size(enum dsm_dtype dt);
 const char *dsm_dtype_name(enum dsm_dtype dt);
 
 /* ABI version of struct dsm_backend; a CUDA module built against another version is refused. */
-#define DSM_BACKEND_ABI 1
+#define DSM_BACKEND_ABI 2
 
 struct dsm_backend {
     const char *name; /* "cpu", "ref", "cuda" */
@@ -119,6 +119,67 @@ struct dsm_backend {
     /* Row-wise softmax and log-softmax: out (R, C) from x (R, C); out may alias x. */
     void (*softmax)(struct dsm_backend *be, float *out, const float *x, int R, int C);
     void (*log_softmax)(struct dsm_backend *be, float *out, const float *x, int R, int C);
+
+    /* ---- training ops (optional: NULL on a backend that cannot train; the cpu and ref backends
+     * have them all). Gradients are float32. "+=" marks outputs that accumulate into what the
+     * caller holds (zero them first), "=" outputs that are overwritten. Inputs are those the
+     * matching forward op saw. ---- */
+
+    /* Backward of linear, for dout (M, N) the gradient of out:
+     * dx (M, K) = dout · w  (or += when accumulate_dx); dw (N, K) += doutᵀ · x;
+     * db (N) += column sums of dout. Any of dx, dw, db may be NULL (not wanted). w has dtype wdt. */
+    void (*linear_backward)(struct dsm_backend *be, float *dx, float *dw, float *db,
+                            const float *dout, const float *x, const void *w, enum dsm_dtype wdt,
+                            int M, int N, int K, int accumulate_dx);
+
+    /* dtable (V, C) += dout (T, C) scattered to rows ids[t] (repeated ids add up). */
+    void (*embedding_backward)(struct dsm_backend *be, float *dtable, const float *dout,
+                               const int32_t *ids, int T, int C);
+
+    /* Backward of rmsnorm out = x * r * w, r = 1/sqrt(mean(x²) + eps):
+     * dx (T, C) += r * (dout*w) - x * r³ * mean(dout*w*x); dw (C) += Σ_t dout * x * r.
+     * dw may be NULL. dx must not alias dout or x. */
+    void (*rmsnorm_backward)(struct dsm_backend *be, float *dx, float *dw, const float *dout,
+                             const float *x, const float *w, int T, int C, float eps);
+
+    /* Backward of rope in place on g (T, H, D) (row stride `stride`): the transposed rotation,
+     * (g_i, g_{i+D/2}) <- (g_i c + g_{i+D/2} s, g_{i+D/2} c - g_i s). */
+    void (*rope_backward)(struct dsm_backend *be, float *g, const int32_t *pos, const float *cos,
+                          const float *sin, int T, int H, int D, int stride);
+
+    /* Backward of causal self-attention of one sequence of T tokens (pos0 = 0, keys = the T rows):
+     * dq (T, Hq*D) =, dk (T, Hkv*D) =, dv (T, Hkv*D) = from dout (T, Hq*D) and the forward's
+     * q (T, Hq*D), k, v (T, Hkv*D) (after rope). Probabilities are recomputed from q and k.
+     * GQA as in attention: the gradients of the query heads of a group add up in their kv head. */
+    void (*attention_backward)(struct dsm_backend *be, float *dq, float *dk, float *dv,
+                               const float *dout, const float *q, const float *k, const float *v,
+                               int T, int Hq, int Hkv, int D, float scale);
+
+    /* Backward of out = silu(gate) * up: dgate (n) =, dup (n) =. dgate may alias dout. */
+    void (*swiglu_backward)(struct dsm_backend *be, float *dgate, float *dup, const float *dout,
+                            const float *gate, const float *up, size_t n);
+
+    /* Softmax cross-entropy over rows of logits (R, V) with targets (R) (int32 device array;
+     * a target < 0 masks the row). logp (R) = log_softmax(logits)[r, target[r]] (0 when masked).
+     * When dlogits is not NULL: dlogits (R, V) = grad_scale * (softmax(logits) - onehot(target))
+     * for kept rows, 0 for masked rows; dlogits may alias logits. */
+    void (*cross_entropy)(struct dsm_backend *be, float *logp, float *dlogits, const float *logits,
+                          const int32_t *targets, int R, int V, float grad_scale);
+
+    /* out[0] = Σ x² over n floats (out: one float of device memory; accumulated in double). */
+    void (*sumsq)(struct dsm_backend *be, float *out, const float *x, size_t n);
+
+    /* One AdamW step on n parameters, with gradient g scaled by gscale first (clipping and
+     * accumulation averages), moments m, v updated in place:
+     * m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; p -= lr (wd p + (m/bc1) / (sqrt(v/bc2) + eps)),
+     * bc1 = 1 - b1^t, bc2 = 1 - b2^t given by the caller (t = step number from 1). */
+    void (*adamw)(struct dsm_backend *be, float *p, const float *g, float *m, float *v, size_t n,
+                  float lr, float b1, float b2, float eps, float wd, float bc1, float bc2,
+                  float gscale);
+
+    /* One SGD step: p -= lr (gscale g + wd p) over n parameters. */
+    void (*sgd)(struct dsm_backend *be, float *p, const float *g, size_t n, float lr, float wd,
+                float gscale);
 };
 
 /* Open a backend by name: "cpu", "ref", "cuda" or "auto" (CUDA when a module and a device are

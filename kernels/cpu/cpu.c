@@ -18,14 +18,7 @@
 #include "kernels/cpu/gemv.h"
 #include "kernels/cpu/host_mem.h"
 
-struct cpu_impl {
-    const struct blas_api *blas;
-    int n_threads;
-    int avx512;
-    int gemv_max_m; /* GEMV kernel (batch-invariant) for M <= this, sgemm above */
-};
-
-#define IMPL(be) ((struct cpu_impl *)(be)->impl)
+#include "kernels/cpu/cpu_impl.h" /* struct cpu_impl, IMPL(); training ops in cpu_train.c */
 
 /* Elements below which an element-wise or row-wise op runs on one thread: a fork/join costs a
  * few microseconds, about what these loops take on 32K elements. */
@@ -356,6 +349,7 @@ int dsm_backend_cpu_create(int n_threads, struct dsm_backend **out, struct dsm_e
         .softmax = cpu_softmax,
         .log_softmax = cpu_log_softmax,
     };
+    cpu_train_fill(be);
     host_mem_fill(be);
     snprintf(be->desc, sizeof be->desc, "CPU, %d threads, OpenBLAS core %s, GEMV kernel %s",
              ci->n_threads, blas->get_corename ? blas->get_corename() : "?",

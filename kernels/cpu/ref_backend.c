@@ -8,6 +8,7 @@
 #include "kernels/backend.h"
 #include "kernels/cpu/host_mem.h"
 #include "kernels/cpu/ref.h"
+#include "kernels/cpu/ref_train.h"
 
 static void rb_linear(struct dsm_backend *be, float *out, const float *x, const void *w,
                       enum dsm_dtype wdt, const float *bias, int M, int N, int K) {
@@ -91,6 +92,7 @@ int dsm_backend_ref_create(struct dsm_backend **out, struct dsm_err *err) {
         .softmax = rb_softmax,
         .log_softmax = rb_log_softmax,
     };
+    ref_train_fill(be);
     snprintf(be->desc, sizeof be->desc, "naive reference ops, 1 thread");
     host_mem_fill(be);
     *out = be;
