@@ -12,6 +12,7 @@
  *   AMC23         float golds (27.0) vs the integer, and vs the integer + 1
  *   OlympiadBench `final_answer` against itself (string shortcut off; its solutions have no box)
  *   Minerva-Math  the last box against itself, and against itself with one digit changed
+ *   MR-GSM8K      our verdict on each flawed solution's steps vs its answer-correctness label
  * Prints the agreement numbers; fails when any falls below its floor (see FLOOR_*).
  */
 #include <jansson.h>
@@ -291,6 +292,43 @@ static void minerva_record(json_t *rec, int lineno) {
     }
 }
 
+/* MR-GSM8K: the human label model_output_answer_correctness against our verdict on the model's
+ * steps (program-of-thought records and records whose gold is not a number are skipped). */
+static int mr_total, mr_agree, mr_skipped;
+
+static void mr_gsm8k_record(json_t *rec, int lineno) {
+    json_t *g = json_object_get(rec, "ground_truth_answer");
+    const char *type = str_field(rec, "question_type"), *label = str_field(rec, "model_output_answer_correctness");
+    json_t *steps = json_object_get(rec, "model_output_steps");
+    char gold[128];
+    if (json_is_integer(g)) snprintf(gold, sizeof gold, "%lld", (long long)json_integer_value(g));
+    else if (json_is_string(g)) snprintf(gold, sizeof gold, "%s", json_string_value(g));
+    else gold[0] = 0;
+    if (!type || !label || !json_is_array(steps) || !strcmp(type, "POT") ||
+        strspn(gold, "-0123456789.,") != strlen(gold) || !gold[0]) {
+        mr_skipped++;
+        return;
+    }
+    char text[16384];
+    size_t k = 0;
+    text[0] = 0;
+    for (size_t i = 0; i < json_array_size(steps) && k < sizeof text; i++)
+        k += (size_t)snprintf(text + k, sizeof text - k, "%s\n",
+                              json_string_value(json_array_get(steps, i)) ? json_string_value(json_array_get(steps, i)) : "");
+    if (k >= sizeof text) k = sizeof text - 1;
+    struct ans_verdict v;
+    struct dsm_err err = {0};
+    if (ans_checker_grade(normal, gold, text, k, 0, &v, &err) != DSM_OK) {
+        CHECK_MSG(0, "mr_gsm8k:%d: %s", lineno, err.msg);
+        return;
+    }
+    mr_total++;
+    int want = !strcmp(label, "correct");
+    if (v.equal == want) mr_agree++;
+    else fprintf(stderr, "  MR-GSM8K line %d (%s): gold '%s', labelled %s, judged %s\n", lineno, type,
+                 gold, label, v.equal ? "equal" : "different");
+}
+
 static double pct(int a, int b) { return b ? 100.0 * a / b : 0; }
 
 int main(void) {
@@ -313,6 +351,7 @@ int main(void) {
     for_each_record("competition/amc23.jsonl", amc_record);
     for_each_record("competition/olympiadbench.jsonl", olympiad_record);
     for_each_record("competition/minerva_math.jsonl", minerva_record);
+    for_each_record("mr_gsm8k/first_error_steps.jsonl", mr_gsm8k_record);
     double dt = dsm_now() - t0;
     fprintf(stderr, "\nMATH-500 gold vs own box (no string shortcut): %d/%d = %.1f%%\n", m5_equal,
             m5_total, pct(m5_equal, m5_total));
@@ -339,6 +378,9 @@ int main(void) {
             ob_equal, ob_total, pct(ob_equal, ob_total));
     fprintf(stderr, "Minerva-Math last box vs itself (no string shortcut): %d/%d; first non-zero "
             "digit changed judged equal: %d/%d\n", mi_equal, mi_total, mi_mut_equal, mi_mut_total);
+    fprintf(stderr, "MR-GSM8K answer-correctness label vs our verdict on the steps: %d/%d = %.1f%% "
+            "(%d skipped: program-of-thought or non-numeric gold)\n", mr_agree, mr_total,
+            pct(mr_agree, mr_total), mr_skipped);
     fprintf(stderr, "%.2f s in all\n", dt);
     /* floors: MATH-500, GSM8K, AIME, AMC exact; MATH and OlympiadBench as measured (see docs) */
     CHECK(m5_total == 500 && m5_equal == m5_total);
@@ -353,6 +395,9 @@ int main(void) {
     CHECK(amc_total == 40 && amc_equal == amc_total && amc_plus1_equal == 0);
     CHECK(ob_total == 675 && pct(ob_equal, ob_total) >= 99.0);
     CHECK(mi_total >= 250 && mi_equal == mi_total && mi_mut_equal == 0);
+    /* the 2 disagreements are in the data: a 'reversed' record whose gold (20) is not the answer
+     * its label accepts (8), and a '4' vs 'The answer is: 4' labelled wrong */
+    CHECK(mr_total >= 440 && mr_total - mr_agree <= 2);
     ans_checker_destroy(normal);
     ans_checker_destroy(strict);
     return test_main_end();
