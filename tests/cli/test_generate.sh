@@ -5,16 +5,8 @@ set -u
 DSM=${DSM:?set by ctest}
 T=$(mktemp -d /tmp/dsm-generate-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-fails=0
-ok()  { echo "ok   $1"; }
-bad() { echo "FAIL $1"; fails=$((fails + 1)); }
-expect_fail() {
-  local name=$1 code=$2 pat=$3; shift 4
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -ne "$code" ]; then bad "$name: exit $rc, want $code: $(head -c 300 "$T/err")"; return; fi
-  grep -qE -- "$pat" "$T/err" || { bad "$name: message does not match /$pat/: $(head -c 300 "$T/err")"; return; }
-  ok "$name"
-}
+. "$(dirname "$0")/lib_check.sh"
+
 M="$T/m"
 "$DSM" model init --arch qwen2 --preset tiny --layers 2 --seed 11 --out "$M" 2>/dev/null || { echo "FAIL init"; exit 1; }
 
@@ -61,5 +53,4 @@ expect_fail "bad prompts file" 2 "p2.jsonl:2: .*\"prompt\", \"messages\" or \"pr
   sh -c "printf '{\"prompt\": \"a\"}\n{\"text\": 1}\n' >'$T/p2.jsonl'; '$DSM' generate --model '$M' --prompts '$T/p2.jsonl'"
 expect_fail "token id out of range" 2 "id 9999" -- "$DSM" generate --model "$M" --prompt-ids 256,9999
 
-echo "$fails failure(s)"
-[ $fails -eq 0 ]
+check_done

@@ -6,19 +6,7 @@ set -u
 DSM=${DSM:?set by ctest}
 T=$(mktemp -d /tmp/dsm-model-cli.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-fails=0
-ok()   { echo "ok   $1"; }
-bad()  { echo "FAIL $1"; fails=$((fails + 1)); }
-
-# expect_fail NAME CODE PATTERN -- cmd...: exit code CODE, stderr matches PATTERN, no sanitizer report
-expect_fail() {
-  local name=$1 code=$2 pat=$3; shift 4
-  "$@" >"$T/out" 2>"$T/err"; local rc=$?
-  if [ $rc -ne "$code" ]; then bad "$name: exit $rc, want $code: $(head -c 300 "$T/err")"; return; fi
-  if ! grep -qE -- "$pat" "$T/err"; then bad "$name: message does not match /$pat/: $(head -c 300 "$T/err")"; return; fi
-  if grep -qE 'Sanitizer|runtime error' "$T/err"; then bad "$name: sanitizer report"; return; fi
-  ok "$name"
-}
+. "$(dirname "$0")/lib_check.sh"
 
 # ---- happy paths ----
 for arch in llama qwen2; do
@@ -57,8 +45,9 @@ g2=$("$DSM" generate --model "$M" --prompt "12 + 30 =" --temperature 0 --max-tok
 s1=$("$DSM" generate --model "$M" --prompt-ids 256,49,50 --seed 5 --max-tokens 12 2>/dev/null | od -An -tx1)
 s2=$("$DSM" generate --model "$M" --prompt-ids 256,49,50 --seed 5 --max-tokens 12 2>/dev/null | od -An -tx1)
 [ "$s1" = "$s2" ] && ok "seeded generate reproducible" || bad "seeded generate differs"
-"$DSM" generate --model "$M" --prompt-ids 256 --max-tokens 3 2>"$T/err" >/dev/null
-grep -q "finish_reason=length.*completion_tokens=3" "$T/err" && ok "generate finish reason" || bad "generate finish: $(cat "$T/err")"
+"$DSM" generate --model "$M" --prompt-ids 256 --max-tokens 3 --ignore-eos --json 2>"$T/err" >"$T/out"
+grep -q '"finish_reason":"length"' "$T/out" && grep -q "1 completions, 3 new tokens" "$T/err" &&
+  ok "generate finish reason" || bad "generate finish: $(cat "$T/out" "$T/err")"
 
 # ---- bad input ----
 expect_fail "missing model dir" 2 "nope/config.json" -- "$DSM" logits --model "$T/nope" --ids 1
@@ -96,5 +85,4 @@ expect_fail "bad head counts" 2 "not a multiple of num_key_value_heads 3" -- "$D
 d=$(mk dtype); sed -i 's/"torch_dtype": "float32"/"torch_dtype": "int8"/' "$d/config.json"
 expect_fail "unsupported torch_dtype" 2 "torch_dtype 'int8'" -- "$DSM" logits --model "$d" --ids 1
 
-echo "$fails failure(s)"
-[ $fails -eq 0 ]
+check_done
