@@ -42,7 +42,9 @@ int mx_ctx_create(int max_nodes, long max_steps, double time_limit_s, struct mx_
     struct mx_ctx *ctx = dsm_calloc(1, sizeof *ctx, err);
     if (!ctx) return DSM_ENOMEM;
     ctx->nodes = dsm_calloc((size_t)max_nodes, sizeof *ctx->nodes, err);
-    if (!ctx->nodes) {
+    ctx->mark = ctx->nodes ? dsm_calloc((size_t)max_nodes, 1, err) : NULL;
+    if (!ctx->nodes || !ctx->mark) {
+        free(ctx->nodes);
         free(ctx);
         return DSM_ENOMEM;
     }
@@ -57,6 +59,7 @@ int mx_ctx_create(int max_nodes, long max_steps, double time_limit_s, struct mx_
 void mx_ctx_destroy(struct mx_ctx *ctx) {
     if (!ctx) return;
     free(ctx->nodes);
+    free(ctx->mark);
     free(ctx);
 }
 
@@ -66,6 +69,7 @@ void mx_ctx_reset(struct mx_ctx *ctx) {
     ctx->steps_left = ctx->max_steps;
     ctx->deadline = ctx->time_limit_s > 0 ? dsm_now() + ctx->time_limit_s : 0;
     ctx->limit_hit = 0;
+    ctx->eval_depth = 0;
     ctx->rng = 0x9E3779B97F4A7C15ull;
 }
 
@@ -116,34 +120,27 @@ int mx_scale(struct mx_ctx *ctx, int a, long num, long den) {
     return k < 0 ? -1 : mx_node_new(ctx, MX_MUL, a, k);
 }
 
-int mx_has_vars(const struct mx_ctx *ctx, int root) {
-    /* children have smaller indices: scan the contiguous range below root is not enough (siblings
-     * of other trees interleave), so walk with an explicit stack bounded by the node count. */
-    int stack[256], sp = 0;
-    stack[sp++] = root;
-    while (sp) {
-        int k = stack[--sp];
-        if (k < 0) continue;
+uint32_t mx_mark_tree(struct mx_ctx *ctx, int root) {
+    uint32_t ops = 0;
+    if (root < 0 || root >= ctx->nnodes) return 0;
+    memset(ctx->mark, 0, (size_t)root + 1);
+    ctx->mark[root] = 1;
+    for (int k = root; k >= 0; k--) {
+        if (!ctx->mark[k]) continue;
         const struct mx_node *n = &ctx->nodes[k];
-        if (n->op == MX_VAR) return 1;
-        if (n->a >= 0 && sp < 256) stack[sp++] = n->a;
-        if (n->b >= 0 && sp < 256) stack[sp++] = n->b;
+        ops |= 1u << n->op;
+        if (n->a >= 0) ctx->mark[n->a] = 1;
+        if (n->b >= 0) ctx->mark[n->b] = 1;
     }
-    return 0;
+    return ops;
 }
 
-int mx_is_constant(const struct mx_ctx *ctx, int root) {
-    int stack[256], sp = 0;
-    stack[sp++] = root;
-    while (sp) {
-        int k = stack[--sp];
-        if (k < 0) continue;
-        const struct mx_node *n = &ctx->nodes[k];
-        if (n->op == MX_VAR || n->op == MX_I) return 0;
-        if (n->a >= 0 && sp < 256) stack[sp++] = n->a;
-        if (n->b >= 0 && sp < 256) stack[sp++] = n->b;
-    }
-    return 1;
+int mx_has_vars(struct mx_ctx *ctx, int root) {
+    return (mx_mark_tree(ctx, root) >> MX_VAR) & 1;
+}
+
+int mx_is_constant(struct mx_ctx *ctx, int root) {
+    return !(mx_mark_tree(ctx, root) & ((1u << MX_VAR) | (1u << MX_I)));
 }
 
 /* ---- lexical helpers -------------------------------------------------------------------- */

@@ -65,11 +65,11 @@ int mx_sub(struct mx_ctx *ctx, int a, int b);
 int mx_scale(struct mx_ctx *ctx, int a, long num, long den);
 
 /* 1 when the tree at root contains a variable. */
-int mx_has_vars(const struct mx_ctx *ctx, int root);
+int mx_has_vars(struct mx_ctx *ctx, int root);
 
 /* 1 when root is a plain real constant: no variables and no i (used to tell numbers apart from
- * expressions in reports). */
-int mx_is_constant(const struct mx_ctx *ctx, int root);
+ * expressions in reports). Both walks use the context's scratch, hence the non-const ctx. */
+int mx_is_constant(struct mx_ctx *ctx, int root);
 
 /* Decide whether trees a and b are equal. With proportional = 1, decide whether a = c*b for some
  * constant c != 0 (equations written as lhs - rhs). rel_tol is the relative tolerance used

@@ -127,7 +127,17 @@ static int rat_root(struct rat x, int64_t k, struct rat *out) {
 
 static int is_int(struct rat x) { return x.d == 1; }
 
+static int eval_exact_node(struct mx_ctx *ctx, int k, const struct rat *vars, struct rat *out);
+
 static int eval_exact(struct mx_ctx *ctx, int k, const struct rat *vars, struct rat *out) {
+    if (ctx->eval_depth >= MX_MAX_EVAL_DEPTH) return EX_NO;
+    ctx->eval_depth++;
+    int rc = eval_exact_node(ctx, k, vars, out);
+    ctx->eval_depth--;
+    return rc;
+}
+
+static int eval_exact_node(struct mx_ctx *ctx, int k, const struct rat *vars, struct rat *out) {
     if (!mx_step(ctx)) return EX_LIMIT;
     const struct mx_node *nd = &ctx->nodes[k];
     struct rat a, b;
@@ -224,7 +234,17 @@ static double complex cpow_int(double complex x, long e) {
 
 static int real_like(double complex z) { return fabs(cimag(z)) <= 1e-12 * (1 + fabs(creal(z))); }
 
+static double complex eval_float_node(struct mx_ctx *ctx, int k, const double complex *vars);
+
 static double complex eval_float(struct mx_ctx *ctx, int k, const double complex *vars) {
+    if (ctx->eval_depth >= MX_MAX_EVAL_DEPTH) return NAN;
+    ctx->eval_depth++;
+    double complex r = eval_float_node(ctx, k, vars);
+    ctx->eval_depth--;
+    return r;
+}
+
+static double complex eval_float_node(struct mx_ctx *ctx, int k, const double complex *vars) {
     if (!mx_step(ctx)) return NAN;
     const struct mx_node *nd = &ctx->nodes[k];
     switch ((enum mx_op)nd->op) {
@@ -280,7 +300,10 @@ static double complex eval_float(struct mx_ctx *ctx, int k, const double complex
                                                  lgamma(creal(a) - kk + 1))
                                            : NAN;
         double complex r = 1;
-        for (int i = 1; i <= (int)kk; i++) r *= (a - kk + i) / i;
+        for (int i = 1; i <= (int)kk; i++) {
+            if (!mx_step(ctx)) return NAN;
+            r *= (a - kk + i) / i;
+        }
         return r;
     }
     case MX_LOG: {
@@ -349,20 +372,12 @@ static int close_enough(double complex a, double complex b, double rel_tol, int 
 }
 
 /* Set bit v of *used for each variable v in the tree; returns 1 when it contains \infty. */
-static int mark_vars(const struct mx_ctx *ctx, int root, uint64_t *used) {
-    int inf = 0;
-    int stack[256], sp = 0;
-    stack[sp++] = root;
-    while (sp) {
-        int k = stack[--sp];
-        if (k < 0) continue;
-        const struct mx_node *n = &ctx->nodes[k];
-        if (n->op == MX_VAR) *used |= 1ull << n->n;
-        if (n->op == MX_INF) inf = 1;
-        if (n->a >= 0 && sp < 256) stack[sp++] = n->a;
-        if (n->b >= 0 && sp < 256) stack[sp++] = n->b;
-    }
-    return inf;
+static int mark_vars(struct mx_ctx *ctx, int root, uint64_t *used) {
+    uint32_t ops = mx_mark_tree(ctx, root);
+    if ((ops >> MX_VAR) & 1)
+        for (int k = 0; k <= root; k++)
+            if (ctx->mark[k] && ctx->nodes[k].op == MX_VAR) *used |= 1ull << ctx->nodes[k].n;
+    return (ops >> MX_INF) & 1;
 }
 
 int mx_compare(struct mx_ctx *ctx, int a, int b, int proportional, double rel_tol,

@@ -54,6 +54,8 @@ struct mx_node {
 
 struct mx_ctx {
     struct mx_node *nodes;
+    uint8_t *mark; /* max_nodes bytes: reachability scratch for tree walks */
+    int eval_depth; /* current recursion depth of an evaluator */
     int nnodes, max_nodes;
     char var_names[MX_MAX_VARS][MX_VAR_NAME];
     int nvars;
@@ -68,5 +70,12 @@ int mx_step(struct mx_ctx *ctx);
 
 /* A new node (fields zeroed except op, a, b); -1 when the pool or the budget is exhausted. */
 int mx_node_new(struct mx_ctx *ctx, enum mx_op op, int a, int b);
+
+/* Mark in ctx->mark every node reachable from root (children have smaller indices, so one pass
+ * from root down suffices); returns the OR of (1 << op) over the marked nodes. */
+uint32_t mx_mark_tree(struct mx_ctx *ctx, int root);
+
+/* Evaluator recursion bound: trees built by loops (a+b+c+...) can be as deep as the pool. */
+#define MX_MAX_EVAL_DEPTH 4096
 
 #endif

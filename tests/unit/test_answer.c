@@ -267,6 +267,19 @@ static void test_mathexpr_direct(void) {
     CHECK(!mx_ctx_limit_hit(ctx));
     CHECK(mx_ctx_create(1, 1, 0, &(struct mx_ctx *){NULL}, &err) == DSM_EINVAL);
     mx_ctx_destroy(ctx);
+    /* a loop-built chain deeper than the evaluators recurse: unknown, not a stack overflow */
+    CHECK_OK(mx_ctx_create(100000, 10000000, 0, &ctx, &err), &err);
+    size_t terms = 20000, n = 0;
+    char *chain = malloc(2 * terms + 1);
+    for (size_t i = 0; i < terms; i++) chain[n++] = 'x', chain[n++] = '+';
+    chain[--n] = 0;
+    CHECK_OK(mx_parse(ctx, chain, n, &a, &err), &err);
+    CHECK_OK(mx_parse(ctx, "20000x", 6, &b, &err), &err);
+    CHECK(mx_has_vars(ctx, a) && mx_has_vars(ctx, b) && !mx_is_constant(ctx, a));
+    CHECK_OK(mx_compare(ctx, a, b, 0, 1e-9, &verdict, NULL, &err), &err);
+    CHECK(verdict == MX_UNKNOWN);
+    free(chain);
+    mx_ctx_destroy(ctx);
 }
 
 int main(void) {
