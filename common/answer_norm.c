@@ -6,8 +6,9 @@
  *      \textbf \mathbf \boxed \fbox -> their group; \mbox \textrm \mathrm -> \text; a few Unicode
  *      signs (−, ×, ·, π, ∞, √, ≤, ≥, ±, °, non-breaking space) -> LaTeX;
  *   2. degrees: ^{\circ}, ^\circ, \circ removed;
- *   3. numbers: {,} between digits removed, thousands commas (1,234,567 outside brackets)
- *      removed, base subscripts of numerals (204_5, 4210_{5}) removed;
+ *   3. numbers: {,} between digits removed, thousands commas (1,234,567 outside brackets) and
+ *      single-space groups (10 080) removed, base subscripts of numerals (204_5, 4210_{5})
+ *      removed;
  *   4. words: "\text{ and }", " and ", "\text{ or }" -> ","; trailing units (\text{...} with an
  *      optional ^n, or plain words of two or more letters) removed when a digit remains;
  *   5. trim (also before 3): white space, a trailing period / comma / "\\", braces around the
@@ -210,14 +211,15 @@ static void pass_numbers(const char *s, struct sb *o) {
             size_t j = i;
             while (j < len && isdigit((unsigned char)s[j])) j++;
             size_t lead = j - i, groups = 0, k = j;
-            while (k + 3 < len + 1 && s[k] == ',' && isdigit((unsigned char)s[k + 1]) &&
+            char sep = s[j] == ' ' ? ' ' : ',';
+            while (k + 3 < len + 1 && s[k] == sep && isdigit((unsigned char)s[k + 1]) &&
                    isdigit((unsigned char)s[k + 2]) && isdigit((unsigned char)s[k + 3]) &&
                    !isdigit((unsigned char)s[k + 4]))
                 k += 4, groups++;
             if (depth == 0 && lead <= 3 && groups > 0 && !(s[k] == '.' && isdigit((unsigned char)s[k + 1])) &&
-                s[k] != ',') {
+                s[k] != ',' && !(sep == ' ' && (s[k] == '^' || s[k] == '.'))) {
                 for (size_t t = i; t < k; t++)
-                    if (s[t] != ',') sb_putc(o, s[t]);
+                    if (s[t] != sep) sb_putc(o, s[t]);
                 i = k;
                 continue;
             }

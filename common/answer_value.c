@@ -88,6 +88,15 @@ static int is_label(const char *s, size_t n) {
     ans_text_trim(&s, &n);
     if (!n) return 0;
     if (n >= 6 && !memcmp(s, "\\angle", 6)) return 1;
+    if (n >= 5 && s[0] == '(' && s[n - 1] == ')' && memchr(s, ',', n)) { /* (x, y) = (1, 2) */
+        size_t a = 1;
+        for (size_t i = 1; i < n; i++) {
+            if (s[i] != ',' && i != n - 1) continue;
+            if (!is_label(s + a, i - a)) return 0;
+            a = i + 1;
+        }
+        return 1;
+    }
     size_t i = 0;
     if (s[0] == '\\') {
         i = 1;

@@ -708,6 +708,12 @@ static int parse_term(struct parser *p) {
         if (op >= 0) {
             r = parse_unary(p);
         } else if (starts_factor(p)) {
+            /* "10 080" is not 10 * 80: two numerals side by side are not a product */
+            size_t b = p->pos;
+            while (b > 0 && (p->s[b - 1] == ' ' || p->s[b - 1] == '~')) b--;
+            if ((isdigit(cur(p)) || cur(p) == '.') && b < p->pos && b > 0 &&
+                isdigit((unsigned char)p->s[b - 1]))
+                return leave(p, fail(p, "two numbers side by side"));
             int mixed = nfactors == 1 && is_whole_part(p, k) && cmd_is(p, p->pos, "frac");
             r = parse_power(p);
             if (r >= 0 && mixed) {

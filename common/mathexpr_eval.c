@@ -241,6 +241,8 @@ static double complex eval_float(struct mx_ctx *ctx, int k, const double complex
     ctx->eval_depth++;
     double complex r = eval_float_node(ctx, k, vars);
     ctx->eval_depth--;
+    /* a signed-zero imaginary part would put sqrt(-2) on the wrong side of the branch cut */
+    if (cimag(r) == 0) r = creal(r);
     return r;
 }
 
