@@ -69,5 +69,6 @@ int cmd_export(int argc, char **argv);
 int cmd_check_answer(int argc, char **argv); /* check-answer */
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
+int cmd_train(int argc, char **argv);  /* train sft */
 
 #endif

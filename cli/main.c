@@ -23,6 +23,7 @@ static const struct command commands[] = {
     {"check-answer", cmd_check_answer, "is a predicted answer equal to the gold one"},
     {"tokenize", cmd_tokenize, "encode text to token ids (JSON)"},
     {"detokenize", cmd_detokenize, "decode token ids to text"},
+    {"train", cmd_train, "fine-tune a model: train sft (AdamW/SGD, checkpoints, resume)"},
 };
 
 static void usage(FILE *f) {
