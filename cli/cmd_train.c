@@ -21,7 +21,7 @@
 struct sft_args {
     const char *model, *data, *out, *optim, *schedule, *resume, *device, *lora, *chat, *metrics;
     double lr, wd, max_grad_norm, eval_split, beta1, beta2, eps;
-    int warmup, batch, accum, max_len, save_every, eval_every, threads, recompute, quiet;
+    int warmup, batch, accum, max_len, save_every, eval_every, threads, recompute, quiet, stop_after;
     long steps, seed;
     double epochs;
 };
@@ -104,7 +104,7 @@ static int run_sft(struct sft_args *a) {
     else if (!strcmp(a->schedule, "constant")) oc.sched = DSM_SCHED_CONSTANT;
     else return cli_usage_error(cmd, "--schedule must be cosine or constant, not '%s'", a->schedule);
     if (!(a->lr > 0) || a->wd < 0 || a->max_grad_norm < 0 || a->warmup < 0 || a->batch < 1 || a->accum < 1 || a->max_len < 2 ||
-        a->steps < 0 || a->epochs < 0 || a->save_every < 0 || a->eval_every < 0 || a->eval_split < 0 || a->beta1 < 0 ||
+        a->steps < 0 || a->epochs < 0 || a->save_every < 0 || a->eval_every < 0 || a->stop_after < 0 || a->eval_split < 0 || a->beta1 < 0 ||
         a->beta1 >= 1 || a->beta2 < 0 || a->beta2 >= 1 || !(a->eps > 0))
         return cli_usage_error(cmd, "out-of-range option: need --lr > 0, --batch-size/--grad-accum >= 1, --max-len >= 2, "
                                     "betas in [0, 1), and non-negative --weight-decay, --max-grad-norm, --warmup-steps, "
@@ -232,11 +232,18 @@ static int run_sft(struct sft_args *a) {
             fflush(mf);
             LOG_INFO("step %ld: eval loss %.4f over %d records", cs.step, el, eval.n);
         }
-        if (a->save_every && cs.step % a->save_every == 0 && !last) {
+        int stop = a->stop_after && cs.step - start_step >= a->stop_after && !last;
+        if ((a->save_every && cs.step % a->save_every == 0 && !last) || stop) {
             char ck[4300];
             snprintf(ck, sizeof ck, "%s/checkpoint-%ld", a->out, cs.step);
             if ((rc = dsm_ckpt_save(ck, a->model, t, o, &cs, &err))) goto fail;
             LOG_INFO("saved %s", ck);
+        }
+        if (stop) {
+            fprintf(stderr, "dsm train sft: stopped after %d steps at step %ld of %ld (continue with --resume auto)\n",
+                    a->stop_after, cs.step, total);
+            rc = 0;
+            goto out;
         }
     }
     {
@@ -295,6 +302,7 @@ static int train_sft(int argc, char **argv) {
         {"--chat-format", CLI_STR, &a.chat, "NAME", "chat format for messages records (default: from the model)"},
         {"--metrics", CLI_STR, &a.metrics, "FILE", "metrics JSONL (default OUT/metrics.jsonl)"},
         {"--lora", CLI_STR, &a.lora, "SPEC", "LoRA r=16,alpha=32,dropout=0,targets=... (not implemented yet)"},
+        {"--stop-after", CLI_INT, &a.stop_after, "N", "save a checkpoint and exit after N steps of this run (time slicing)"},
         {"--quiet", CLI_FLAG, &a.quiet, NULL, "no progress output"},
     };
     const struct cli_cmd_spec spec = {
