@@ -48,6 +48,9 @@ static void gemv_rows_portable(float *out, const float *x, const void *w, enum d
 
 /* ---- AVX-512 version ---- */
 
+/* How far ahead of the current load each weight row is prefetched. */
+#define PREFETCH_BYTES 1024
+
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
 AVX512_TARGET static inline __m512 load16(const void *w, enum dsm_dtype dt, size_t i, __mmask16 mk) {
@@ -67,31 +70,39 @@ AVX512_TARGET static inline __m512 load16(const void *w, enum dsm_dtype dt, size
 AVX512_TARGET __attribute__((always_inline)) static inline void
 tile512(float *out, const float *x, const void *w, enum dsm_dtype dt, const float *bias, int N,
         int K, int n, const int MM, const int NR) {
-    __m512 acc[4][4];
+    __m512 acc[4][8];
 #pragma GCC unroll 4
     for (int m = 0; m < MM; m++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < NR; j++) acc[m][j] = _mm512_setzero_ps();
     for (int k = 0; k < K; k += 16) {
         __mmask16 mk = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-        __m512 wv[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < NR; j++) wv[j] = load16(w, dt, (size_t)(n + j) * K + k, mk);
+        __m512 wv[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < NR; j++) {
+            _mm_prefetch((const char *)w + ((size_t)(n + j) * K + k) * (dt == DSM_DT_F32 ? 4 : 2) + PREFETCH_BYTES, _MM_HINT_T0);
+            wv[j] = load16(w, dt, (size_t)(n + j) * K + k, mk);
+        }
 #pragma GCC unroll 4
         for (int m = 0; m < MM; m++) {
             __m512 xv = _mm512_maskz_loadu_ps(mk, x + (size_t)m * K + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
             for (int j = 0; j < NR; j++) acc[m][j] = _mm512_fmadd_ps(xv, wv[j], acc[m][j]);
         }
     }
 #pragma GCC unroll 4
     for (int m = 0; m < MM; m++)
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int j = 0; j < NR; j++)
             out[(size_t)m * N + n + j] = _mm512_reduce_add_ps(acc[m][j]) + (bias ? bias[n + j] : 0.0f);
 }
 
 #define TILE_CASES(DT)                                                                          \
+    if (M <= 2)                                                                                 \
+        for (; n + 8 <= n1; n += 8) {                                                           \
+            if (M == 1) tile512(out, x, w, DT, bias, N, K, n, 1, 8);                            \
+            else tile512(out, x, w, DT, bias, N, K, n, 2, 8);                                   \
+        }                                                                                       \
     for (; n + 4 <= n1; n += 4) switch (M) {                                                    \
         case 1: tile512(out, x, w, DT, bias, N, K, n, 1, 4); break;                             \
         case 2: tile512(out, x, w, DT, bias, N, K, n, 2, 4); break;                             \
