@@ -9,7 +9,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libjansson-dev libcurl4-openssl-dev libopenblas-dev libpcre2-dev libutf8proc-dev
-      libmicrohttpd-dev libpq-dev postgresql postgresql-contrib nodejs npm)
+      libmicrohttpd-dev libpq-dev postgresql postgresql-contrib)
 if [ "${DSM_SETUP_REFERENCE:-0}" = 1 ]; then pkgs+=(python3-torch); fi
 
 missing=()
@@ -19,6 +19,10 @@ for p in "${pkgs[@]}"; do
     missing+=("$p")
   fi
 done
+
+# node and npm (tests only: reference tokenizers) may come from another packager (this machine kind
+# ships NodeSource's nodejs, which bundles npm and conflicts with Debian's npm): check commands.
+if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
