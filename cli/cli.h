@@ -62,6 +62,7 @@ int cli_parse_ids(const char *s, int **out, int *n, struct dsm_err *err);
 int cmd_model(int argc, char **argv);   /* model init | model info */
 int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_backend(int argc, char **argv); /* backend info */
 int cmd_db(int argc, char **argv);      /* db start|stop|status|migrate|psql */
 int cmd_import(int argc, char **argv);

@@ -91,4 +91,5 @@ void eval_totals_add(struct eval_totals *t, const struct eval_item_result *r, in
     }
     t->maj_correct += r->maj_correct;
     if (n >= k && k >= 1) t->pass_sum += eval_pass_at_k(n, r->n_correct, k);
+    if (n >= 1) t->pass1_sum += (double)r->n_correct / n;
 }

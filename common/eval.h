@@ -57,6 +57,7 @@ struct eval_totals {
     int greedy_scored, greedy_correct;
     int maj_correct;
     double pass_sum;      /* sum of per-problem pass@k */
+    double pass1_sum;     /* sum of per-problem pass@1 (fraction of samples correct) */
 };
 
 /* Add one scored problem to t. */
