@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "common/chat.h"
 #include "common/log.h"
+#include "common/lora.h"
 #include "common/model.h"
 #include "common/optim.h"
 #include "common/sft_data.h"
@@ -94,7 +95,11 @@ static int run_sft(struct sft_args *a) {
     int *idx = NULL, rc = 0;
     char resume_dir[4096] = "", path[4200];
 
-    if (a->lora) return cli_usage_error(cmd, "--lora is not implemented yet (full fine-tuning only; see docs/training.md)");
+    struct dsm_lora_cfg lc;
+    struct dsm_lora *lora = NULL;
+    struct dsm_optim_tensor *params = NULL;
+    int n_params = 0;
+    if (a->lora && dsm_lora_parse(a->lora, &lc, &err)) return cli_usage_error(cmd, "--lora: %s", err.msg);
     struct dsm_optim_cfg oc;
     dsm_optim_cfg_default(&oc);
     if (!strcmp(a->optim, "adamw")) oc.kind = DSM_OPTIM_ADAMW;
@@ -149,13 +154,19 @@ static int run_sft(struct sft_args *a) {
     /* model, trainer, optimizer */
     if ((rc = dsm_backend_open(a->device, a->threads, &be, &err))) goto fail;
     struct dsm_model_opts mo = {.max_tokens = 1, .max_seq = a->max_len, .wdtype = DSM_DT_F32};
-    if ((rc = dsm_model_load(resume_dir[0] ? resume_dir : a->model, be, &mo, &m, &err))) goto fail;
-    struct dsm_train_opts to = {.max_rows = a->batch * a->max_len, .max_seq = a->max_len, .recompute = a->recompute};
-    if ((rc = dsm_train_create(m, &to, &t, &err))) goto fail;
+    /* full fine-tuning resumes the checkpoint's weights; LoRA the base model plus the checkpoint's adapter */
+    if ((rc = dsm_model_load(resume_dir[0] && !a->lora ? resume_dir : a->model, be, &mo, &m, &err))) goto fail;
+    if (a->lora) {
+        if (resume_dir[0]) rc = dsm_lora_load(m, resume_dir, &lora, &err);
+        else rc = dsm_lora_create(m, &lc, (uint64_t)a->seed, &lora, &err);
+        if (rc) goto fail;
+    }
+    struct dsm_train_opts to = {.max_rows = a->batch * a->max_len, .max_seq = a->max_len, .recompute = a->recompute, .lora = lora};
+    if ((rc = dsm_train_create(m, &to, &t, &err)) || (rc = dsm_train_params(t, &params, &n_params, &err))) goto fail;
     long per_epoch = (data.n + (long)a->batch * a->accum - 1) / ((long)a->batch * a->accum);
     long total = a->steps ? a->steps : (long)ceil((a->epochs > 0 ? a->epochs : 1.0) * (double)per_epoch);
     oc.total_steps = total;
-    if ((rc = dsm_optim_create(t, &oc, &o, &err))) goto fail;
+    if ((rc = dsm_optim_create(be, params, n_params, &oc, &o, &err))) goto fail;
     struct dsm_ckpt_state cs = {.seed = (unsigned long long)a->seed};
     st.d = &data;
     st.seed = (unsigned long long)a->seed;
@@ -168,7 +179,7 @@ static int run_sft(struct sft_args *a) {
         goto fail;
     }
     if (resume_dir[0]) {
-        if ((rc = dsm_ckpt_load_state(resume_dir, o, &cs, &err))) goto fail;
+        if ((rc = dsm_ckpt_load_state(resume_dir, be, o, &cs, &err))) goto fail;
         if (cs.seed != st.seed) LOG_WARN("resuming with --seed %llu but the checkpoint was trained with %llu", st.seed, cs.seed);
         dsm_optim_set_steps(o, cs.step);
         LOG_INFO("resuming from %s at step %ld", resume_dir, cs.step);
@@ -184,6 +195,13 @@ static int run_sft(struct sft_args *a) {
     }
     size_t act_b, grad_b;
     dsm_train_memory(t, &act_b, &grad_b);
+    if (lora) {
+        char tg[200];
+        dsm_lora_targets_str(lc.targets, tg, sizeof tg);
+        long long np = 0;
+        for (int i = 0; i < n_params; i++) np += (long long)params[i].n;
+        LOG_INFO("LoRA r=%d alpha=%g targets=%s: %lld trainable parameters", dsm_lora_config(lora)->r, dsm_lora_config(lora)->alpha, tg, np);
+    }
     LOG_INFO("%s: %lld parameters, %d train / %d eval records, %ld steps of %d x %d sequences, activations %.1f MB%s, gradients %.1f MB",
              a->model, dsm_config_n_params(&cfg), data.n, eval.n, total, a->batch, a->accum, act_b / 1e6,
              a->recompute ? " (recompute)" : "", grad_b / 1e6);
@@ -263,7 +281,9 @@ out:
     sft_data_free(&data);
     sft_data_free(&eval);
     dsm_optim_destroy(o);
+    free(params);
     dsm_train_destroy(t);
+    dsm_lora_destroy(lora);
     dsm_model_destroy(m);
     dsm_backend_destroy(be);
     tok_destroy(tok);
@@ -301,15 +321,16 @@ static int train_sft(int argc, char **argv) {
         {"--device", CLI_STR, &a.device, "cpu|ref", "compute backend (default cpu)"},
         {"--chat-format", CLI_STR, &a.chat, "NAME", "chat format for messages records (default: from the model)"},
         {"--metrics", CLI_STR, &a.metrics, "FILE", "metrics JSONL (default OUT/metrics.jsonl)"},
-        {"--lora", CLI_STR, &a.lora, "SPEC", "LoRA r=16,alpha=32,dropout=0,targets=... (not implemented yet)"},
+        {"--lora", CLI_STR, &a.lora, "SPEC", "train a LoRA adapter: r=16,alpha=32,dropout=0,targets=q_proj+k_proj+... (default all 7 projections)"},
         {"--stop-after", CLI_INT, &a.stop_after, "N", "save a checkpoint and exit after N steps of this run (time slicing)"},
         {"--quiet", CLI_FLAG, &a.quiet, NULL, "no progress output"},
     };
     const struct cli_cmd_spec spec = {
         "train sft", "--model DIR --data FILE.jsonl --out DIR [options]",
-        "Supervised fine-tuning (full parameters) with masked cross-entropy: the loss covers response /\n"
-        "assistant tokens only. Writes OUT/checkpoint-N/ (HF layout + optimizer state, atomic), the\n"
-        "final model in OUT/ and one JSON line per step in OUT/metrics.jsonl.",
+        "Supervised fine-tuning (full parameters, or a LoRA adapter with --lora) with masked cross-entropy:\n"
+        "the loss covers response / assistant tokens only. Writes OUT/checkpoint-N/ (HF layout, or PEFT\n"
+        "layout for an adapter, + optimizer state; atomic), the final model or adapter in OUT/ and one\n"
+        "JSON line per step in OUT/metrics.jsonl.",
         opts, DSM_ARRAY_LEN(opts), 0};
     int rc = cli_parse(&spec, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;

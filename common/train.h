@@ -31,11 +31,16 @@
 #include "common/params.h"
 
 struct dsm_train;
+struct dsm_lora;
+struct dsm_optim_tensor;
 
 struct dsm_train_opts {
     int max_rows;  /* largest B*T per call (activations are sized for it) */
     int max_seq;   /* largest T (<= the model's rope table, opts.max_seq at load) */
     int recompute; /* 1: keep only layer inputs and recompute in backward */
+    struct dsm_lora *lora; /* NULL: full fine-tuning. Else (borrowed, for the same model) the base
+                            * weights are frozen (no gradients kept for them) and only the
+                            * adapter's A and B get gradients; the forward includes the adapter. */
 };
 
 /* Gradient buffers and training activations for m (borrowed: must outlive the result).
@@ -65,8 +70,17 @@ int dsm_train_token_logp(struct dsm_train *t, const int32_t *ids, int B, int T, 
                          struct dsm_err *err);
 
 /* Device pointer of the gradient of parameter p in layer (ignored for globals), float32 with
- * dsm_param_numel elements; NULL when p is absent (for a tied lm_head: the embedding's). */
+ * dsm_param_numel elements; NULL when p is absent or frozen (LoRA); a tied lm_head gives the
+ * embedding's. */
 float *dsm_train_grad(struct dsm_train *t, enum dsm_param p, int layer);
+
+/* The trainable tensors with their gradients, for the optimizer and checkpoints: every present
+ * model parameter (HF names; decay on weight matrices), or with LoRA every A and B (PEFT names,
+ * decay on). *out is a new array of *n entries the caller frees. */
+int dsm_train_params(struct dsm_train *t, struct dsm_optim_tensor **out, int *n, struct dsm_err *err);
+
+/* The adapter trained, or NULL for full fine-tuning. */
+struct dsm_lora *dsm_train_lora(struct dsm_train *t);
 
 /* The model trained. */
 struct dsm_model *dsm_train_model(struct dsm_train *t);

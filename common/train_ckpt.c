@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/lora.h"
 #include "common/model_impl.h"
 #include "common/optim.h"
 #include "common/params.h"
@@ -24,12 +25,6 @@
 
 static const char *const copied_files[] = {"config.json", "generation_config.json", "tokenizer.json",
                                            "tokenizer_config.json", "special_tokens_map.json"};
-
-static size_t total_params(const struct dsm_model_config *c) {
-    size_t n = 0;
-    FOR_EACH_PRESENT(c, p, l) n += dsm_param_numel(c, (enum dsm_param)p);
-    return n;
-}
 
 /* Remove a directory of plain files (a temporary or replaced checkpoint). */
 static void rm_flat_dir(const char *dir) {
@@ -54,43 +49,36 @@ static int fsync_path(const char *path, struct dsm_err *err) {
     return rc ? dsm_errf(err, DSM_EIO, "fsync %s failed", path) : DSM_OK;
 }
 
-/* Where the tensors of one group come from: device pointer of parameter p in layer l. */
-typedef float *(*tensor_fn)(void *ctx, enum dsm_param p, int l);
-
-struct tensor_group {
-    const char *prefix; /* prepended to the HF name */
-    tensor_fn get;
-    void *ctx;
+/* One tensor of a file: name, device pointer, shape. */
+struct named {
+    const char *prefix;
+    const char *name;
+    float *dev;
+    int ndim;
+    const int64_t *shape;
+    size_t n;
 };
 
-/* Write ng groups of tensors (one per present parameter each) as one safetensors file. */
-static int write_tensors(const char *path, struct dsm_model *m, const struct tensor_group *g, int ng,
-                         struct dsm_err *err) {
-    const struct dsm_model_config *c = &m->cfg;
-    size_t total = total_params(c) * (size_t)ng, off = 0;
-    size_t count = (size_t)(c->n_layers + 1) * DSM_P_COUNT * (size_t)ng;
+/* Write n named tensors (downloaded from the backend) as one safetensors file. */
+static int write_named(const char *path, struct dsm_backend *be, const struct named *ts, int n, struct dsm_err *err) {
+    size_t total = 0, off = 0;
+    for (int i = 0; i < n; i++) total += ts[i].n;
     float *host = malloc(sizeof(float) * (total ? total : 1));
-    char *names = malloc(count * 160);
+    char *names = malloc((size_t)(n ? n : 1) * 200);
     struct st_writer *w = NULL;
-    int rc = DSM_OK, k = 0;
+    int rc = DSM_OK;
     if (!host || !names) {
         rc = dsm_errf(err, DSM_ENOMEM, "out of memory writing %s", path);
         goto done;
     }
     if ((rc = st_writer_create(&w, err))) goto done;
-    for (int gi = 0; gi < ng; gi++)
-        FOR_EACH_PRESENT(c, p, l) {
-            size_t n = dsm_param_numel(c, (enum dsm_param)p);
-            char *name = names + (size_t)k++ * 160, base[128];
-            dsm_param_name((enum dsm_param)p, l, base, sizeof base);
-            snprintf(name, 160, "%s%s", g[gi].prefix, base);
-            m->be->download(m->be, host + off, g[gi].get(g[gi].ctx, (enum dsm_param)p, l), sizeof(float) * n);
-            int nd;
-            int64_t sh[2];
-            dsm_param_shape(c, (enum dsm_param)p, &nd, sh);
-            if ((rc = st_writer_add(w, name, DSM_DT_F32, nd, sh, host + off, err))) goto done;
-            off += n;
-        }
+    for (int i = 0; i < n; i++) {
+        char *name = names + (size_t)i * 200;
+        snprintf(name, 200, "%s%s", ts[i].prefix, ts[i].name);
+        be->download(be, host + off, ts[i].dev, sizeof(float) * ts[i].n);
+        if ((rc = st_writer_add(w, name, DSM_DT_F32, ts[i].ndim, ts[i].shape, host + off, err))) goto done;
+        off += ts[i].n;
+    }
     rc = st_writer_write(w, path, err);
 done:
     st_writer_destroy(w);
@@ -99,9 +87,51 @@ done:
     return rc;
 }
 
-static float *get_weight(void *ctx, enum dsm_param p, int l) { return *dsm_model_wslot(ctx, p, l); }
-static float *get_m1(void *ctx, enum dsm_param p, int l) { return dsm_optim_state(ctx, p, l, 0); }
-static float *get_m2(void *ctx, enum dsm_param p, int l) { return dsm_optim_state(ctx, p, l, 1); }
+/* The full model's weights as named tensors (HF names; shapes into shapes[], names into names[]). */
+static int model_named(struct dsm_model *m, struct named **out, int *n, char (**names)[128], int64_t (**shapes)[2]) {
+    const struct dsm_model_config *c = &m->cfg;
+    int cap = (c->n_layers + 1) * DSM_P_COUNT, k = 0;
+    *out = calloc((size_t)cap, sizeof **out);
+    *names = calloc((size_t)cap, sizeof **names);
+    *shapes = calloc((size_t)cap, sizeof **shapes);
+    if (!*out || !*names || !*shapes) return -1;
+    FOR_EACH_PRESENT(c, p, l) {
+        struct named *x = &(*out)[k];
+        dsm_param_name((enum dsm_param)p, l, (*names)[k], 128);
+        dsm_param_shape(c, (enum dsm_param)p, &x->ndim, (*shapes)[k]);
+        *x = (struct named){"", (*names)[k], *dsm_model_wslot(m, (enum dsm_param)p, l), x->ndim, (*shapes)[k],
+                            dsm_param_numel(c, (enum dsm_param)p)};
+        k++;
+    }
+    *n = k;
+    return 0;
+}
+
+static int write_model(const char *path, struct dsm_model *m, struct dsm_err *err) {
+    struct named *ts = NULL;
+    char(*names)[128] = NULL;
+    int64_t(*shapes)[2] = NULL;
+    int n = 0, rc;
+    if (model_named(m, &ts, &n, &names, &shapes)) rc = dsm_errf(err, DSM_ENOMEM, "out of memory");
+    else rc = write_named(path, m->be, ts, n, err);
+    free(ts), free(names), free(shapes);
+    return rc;
+}
+
+/* optimizer.safetensors: "exp_avg.<name>" and "exp_avg_sq.<name>" of every optimized tensor. */
+static int write_optim(const char *path, struct dsm_backend *be, struct dsm_optim *o, struct dsm_err *err) {
+    int n = dsm_optim_count(o);
+    struct named *ts = calloc((size_t)(2 * n + 1), sizeof *ts);
+    if (!ts) return dsm_errf(err, DSM_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        for (int w = 0; w < 2; w++) {
+            const struct dsm_optim_tensor *x = dsm_optim_tensor_at(o, i);
+            ts[2 * i + w] = (struct named){w ? "exp_avg_sq." : "exp_avg.", x->name, dsm_optim_moment(o, i, w), x->ndim, x->shape, x->n};
+        }
+    int rc = write_named(path, be, ts, 2 * n, err);
+    free(ts);
+    return rc;
+}
 
 static int copy_file(const char *src, const char *dst, struct dsm_err *err) {
     char *buf = NULL;
@@ -131,6 +161,7 @@ int dsm_ckpt_save(const char *dir, const char *src_dir, struct dsm_train *t, str
     for (size_t i = 0; i < DSM_ARRAY_LEN(copied_files); i++) {
         char src[4096];
         snprintf(src, sizeof src, "%s/%s", src_dir, copied_files[i]);
+        if (i == 0 && dsm_train_lora(t)) continue; /* an adapter directory has no config.json */
         if (access(src, R_OK) != 0) {
             if (i == 0) {
                 rc = dsm_errf(err, DSM_ENOTFOUND, "%s has no config.json to copy into the checkpoint", src_dir);
@@ -141,13 +172,16 @@ int dsm_ckpt_save(const char *dir, const char *src_dir, struct dsm_train *t, str
         snprintf(path, sizeof path, "%s/%s", tmp, copied_files[i]);
         if ((rc = copy_file(src, path, err))) goto fail;
     }
-    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
-    const struct tensor_group weights = {"", get_weight, m};
-    if ((rc = write_tensors(path, m, &weights, 1, err))) goto fail;
-    if (o && dsm_optim_state(o, DSM_P_EMBED, 0, 0)) {
-        const struct tensor_group moments[2] = {{"exp_avg.", get_m1, o}, {"exp_avg_sq.", get_m2, o}};
+    struct dsm_lora *lora = dsm_train_lora(t);
+    if (lora) rc = dsm_lora_save(lora, tmp, src_dir, err);
+    else {
+        snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+        rc = write_model(path, m, err);
+    }
+    if (rc) goto fail;
+    if (o && dsm_optim_moment(o, 0, 0)) {
         snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
-        if ((rc = write_tensors(path, m, moments, 2, err))) goto fail;
+        if ((rc = write_optim(path, m->be, o, err))) goto fail;
     }
     json_t *j = json_pack("{s:i, s:I, s:I, s:I, s:s, s:I, s:f}", "format_version", 1, "step", (json_int_t)st->step, "epoch",
                           (json_int_t)st->epoch, "cursor", (json_int_t)st->cursor, "seed", "", "tokens",
@@ -186,50 +220,52 @@ fail:
 
 int dsm_ckpt_write_model(const char *dir, const char *src_dir, struct dsm_train *t, struct dsm_err *err) {
     struct dsm_model *m = dsm_train_model(t);
+    struct dsm_lora *lora = dsm_train_lora(t);
     char src[4200], path[4200];
     if (strlen(dir) > 4000 || strlen(src_dir) > 4000) return dsm_errf(err, DSM_EINVAL, "path too long");
     int rc = dsm_mkdir_p(dir, err);
     if (rc) return rc;
-    for (size_t i = 0; i < DSM_ARRAY_LEN(copied_files); i++) {
+    for (size_t i = lora ? 1 : 0; i < DSM_ARRAY_LEN(copied_files); i++) {
         snprintf(src, sizeof src, "%s/%s", src_dir, copied_files[i]);
         snprintf(path, sizeof path, "%s/%s", dir, copied_files[i]);
         if (access(src, R_OK) == 0 && (rc = copy_file(src, path, err))) return rc;
     }
+    if (lora) return dsm_lora_save(lora, dir, src_dir, err);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    const struct tensor_group weights = {"", get_weight, m};
-    return write_tensors(path, m, &weights, 1, err);
+    return write_model(path, m, err);
 }
 
-/* Upload tensors "<prefix><name>" of file path into get(p, l) for every present parameter. */
-static int read_tensors(const char *path, struct dsm_model *m, const struct tensor_group *g, struct dsm_err *err) {
-    const struct dsm_model_config *c = &m->cfg;
+/* Upload "exp_avg.<name>" and "exp_avg_sq.<name>" of every tensor of o from path. */
+static int read_optim(const char *path, struct dsm_backend *be, struct dsm_optim *o, struct dsm_err *err) {
     struct st_file *f = NULL;
     int rc = st_open(path, &f, err);
     if (rc) return rc;
-    char name[200], base[128];
-    FOR_EACH_PRESENT(c, p, l) {
-        dsm_param_name((enum dsm_param)p, l, base, sizeof base);
-        snprintf(name, sizeof name, "%s%s", g->prefix, base);
-        const struct st_tensor *t = st_find(f, name);
-        size_t n = dsm_param_numel(c, (enum dsm_param)p);
-        if (!t || !t->dtype_ok || t->dtype != DSM_DT_F32 || t->nbytes != 4 * n) {
-            rc = dsm_errf(err, DSM_EINVAL, "%s: tensor '%s' is missing or not float32 with %zu elements", path, name, n);
-            break;
+    char name[220];
+    for (int i = 0; i < dsm_optim_count(o) && !rc; i++)
+        for (int w = 0; w < 2 && !rc; w++) {
+            const struct dsm_optim_tensor *x = dsm_optim_tensor_at(o, i);
+            snprintf(name, sizeof name, "%s%s", w ? "exp_avg_sq." : "exp_avg.", x->name);
+            const struct st_tensor *t = st_find(f, name);
+            if (!t || !t->dtype_ok || t->dtype != DSM_DT_F32 || t->nbytes != 4 * x->n) {
+                rc = dsm_errf(err, DSM_EINVAL, "%s: tensor '%s' is missing or not float32 with %zu elements (checkpoint of another run?)",
+                              path, name, x->n);
+                break;
+            }
+            float *tmp = malloc(4 * x->n);
+            if (!tmp) {
+                rc = dsm_errf(err, DSM_ENOMEM, "out of memory reading %s", path);
+                break;
+            }
+            memcpy(tmp, t->data, 4 * x->n); /* data may be unaligned */
+            be->upload(be, dsm_optim_moment(o, i, w), tmp, 4 * x->n);
+            free(tmp);
         }
-        float *tmp = malloc(4 * n);
-        if (!tmp) {
-            rc = dsm_errf(err, DSM_ENOMEM, "out of memory reading %s", path);
-            break;
-        }
-        memcpy(tmp, t->data, 4 * n); /* data may be unaligned */
-        m->be->upload(m->be, g->get(g->ctx, (enum dsm_param)p, l), tmp, 4 * n);
-        free(tmp);
-    }
     st_close(f);
-    return rc;
+    return rc ? rc : be->sync(be, err);
 }
 
-int dsm_ckpt_load_state(const char *dir, struct dsm_optim *o, struct dsm_ckpt_state *st, struct dsm_err *err) {
+int dsm_ckpt_load_state(const char *dir, struct dsm_backend *be, struct dsm_optim *o, struct dsm_ckpt_state *st,
+                        struct dsm_err *err) {
     char path[4096];
     memset(st, 0, sizeof *st);
     snprintf(path, sizeof path, "%s/trainer_state.json", dir);
@@ -249,12 +285,9 @@ int dsm_ckpt_load_state(const char *dir, struct dsm_optim *o, struct dsm_ckpt_st
     st->tokens = (long)json_integer_value(json_object_get(j, "tokens"));
     st->elapsed_s = json_number_value(json_object_get(j, "elapsed_s"));
     json_decref(j);
-    if (!o || !dsm_optim_state(o, DSM_P_EMBED, 0, 0)) return DSM_OK;
-    struct dsm_model *m = dsm_optim_model(o);
-    const struct tensor_group g1 = {"exp_avg.", get_m1, o}, g2 = {"exp_avg_sq.", get_m2, o};
+    if (!o || !dsm_optim_moment(o, 0, 0)) return DSM_OK;
     snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
-    int rc = read_tensors(path, m, &g1, err);
-    return rc ? rc : read_tensors(path, m, &g2, err);
+    return read_optim(path, be, o, err);
 }
 
 int dsm_ckpt_latest(const char *out_dir, char *buf, size_t cap, struct dsm_err *err) {

@@ -4,8 +4,9 @@
  *   config.json, tokenizer and generation files   copied from the model directory trained
  *   model.safetensors                             every parameter, float32, HF names (a tied
  *                                                 model has no lm_head.weight, as save_pretrained)
+ *     or, with LoRA, adapter_config.json + adapter_model.safetensors (PEFT layout, lora.h)
  *   optimizer.safetensors                         AdamW moments "exp_avg.<name>", "exp_avg_sq.<name>"
- *                                                 (absent for SGD)
+ *                                                 of every trained tensor (absent for SGD)
  *   trainer_state.json                            step, data position, seed and run settings
  * So the directory loads anywhere a Hugging Face model does, and a run resumes from it.
  *
@@ -19,6 +20,7 @@
 
 #include "common/err.h"
 
+struct dsm_backend;
 struct dsm_train;
 struct dsm_optim;
 
@@ -42,11 +44,12 @@ int dsm_ckpt_save(const char *dir, const char *src_dir, struct dsm_train *t, str
  * final model of a run. Errors: DSM_EIO naming the file. */
 int dsm_ckpt_write_model(const char *dir, const char *src_dir, struct dsm_train *t, struct dsm_err *err);
 
-/* Restore o's moments from dir/optimizer.safetensors (o may be NULL: nothing to do) and read
- * dir/trainer_state.json into *state. The weights come from loading dir as the model. Errors name
+/* Restore o's moments from dir/optimizer.safetensors (o may be NULL or SGD: nothing to do) onto
+ * be and read dir/trainer_state.json into *state. The weights come from loading dir as the model
+ * (or its adapter with dsm_lora_load). Errors name
  * the file and tensor: missing file, wrong shape, malformed state. */
-int dsm_ckpt_load_state(const char *dir, struct dsm_optim *o, struct dsm_ckpt_state *state,
-                        struct dsm_err *err);
+int dsm_ckpt_load_state(const char *dir, struct dsm_backend *be, struct dsm_optim *o,
+                        struct dsm_ckpt_state *state, struct dsm_err *err);
 
 /* Path of the checkpoint-N directory with the largest N under out_dir into buf; DSM_ENOTFOUND
  * when there is none. */

@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/lora.h"
+#include "common/optim.h"
 #include "common/model_impl.h"
 #include "common/util.h"
 
@@ -50,6 +52,15 @@ struct dsm_train {
     float *attn_scratch;
     int32_t *ids_dev, *pos_dev, *tgt_dev; /* (N) */
     float *logp_host;        /* (LOGIT_CHUNK) */
+    /* LoRA (NULL when full fine-tuning) */
+    struct dsm_lora *lora;
+    int r;
+    void *lgslab;
+    size_t lgbytes;
+    float **lg;              /* (L * DSM_P_COUNT * 2) gradients of A, B */
+    float **lu;              /* (L * DSM_P_COUNT) saved s·(x Aᵀ), (N, r) each */
+    float *ltmp;             /* (N, max(Q, KV, C, F)) adapter output before the add */
+    float *ldu;              /* (N, r) */
 };
 
 #define W(p, l) (*dsm_model_wslot(t->m, (p), (l)))
@@ -62,8 +73,41 @@ static float **grad_slot(struct dsm_train *t, enum dsm_param p, int layer) {
 
 static size_t al64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
+/* Gradients of A and B of every adapted (layer, module). */
+static int alloc_lora_grads(struct dsm_train *t, struct dsm_err *err) {
+    const struct dsm_model_config *c = &t->m->cfg;
+    size_t total = 0;
+    int pass;
+    char *q = NULL;
+    for (pass = 0; pass < 2; pass++) {
+        for (int l = 0; l < c->n_layers; l++)
+            for (int p = 0; p < DSM_P_COUNT; p++) {
+                if (!dsm_lora_a(t->lora, (enum dsm_param)p, l)) continue;
+                int nd;
+                int64_t sh[2];
+                dsm_param_shape(c, (enum dsm_param)p, &nd, sh);
+                size_t na = al64(4 * (size_t)t->r * (size_t)sh[1]), nb = al64(4 * (size_t)sh[0] * (size_t)t->r);
+                if (pass) {
+                    t->lg[((size_t)l * DSM_P_COUNT + p) * 2] = (float *)q;
+                    t->lg[((size_t)l * DSM_P_COUNT + p) * 2 + 1] = (float *)(q + na);
+                    q += na + nb;
+                } else {
+                    total += na + nb;
+                }
+            }
+        if (!pass) {
+            t->lgslab = t->be->alloc(t->be, total ? total : 64);
+            if (!t->lgslab) return dsm_errf(err, DSM_ENOMEM, "cannot allocate %zu bytes of LoRA gradients", total);
+            t->lgbytes = total;
+            q = t->lgslab;
+        }
+    }
+    return DSM_OK;
+}
+
 static int alloc_grads(struct dsm_train *t, struct dsm_err *err) {
     const struct dsm_model_config *c = &t->m->cfg;
+    if (t->lora) return alloc_lora_grads(t, err); /* base weights frozen: no gradients */
     size_t total = 0;
     for (int p = 0; p < DSM_P_COUNT; p++)
         if (dsm_param_present(c, (enum dsm_param)p))
@@ -125,6 +169,15 @@ static size_t carve(struct dsm_train *t, char *base) {
     TAKE(t->logits, (size_t)LOGIT_CHUNK * V);
     TAKE(t->logp, LOGIT_CHUNK);
     TAKE(t->attn_scratch, t->be->attention_scratch(t->be, t->seq, t->seq, c->n_heads));
+    if (t->lora) {
+        size_t widest = C > F ? C : F;
+        widest = widest > Q ? widest : Q;
+        for (int l = 0; l < L; l++)
+            for (int p = 0; p < DSM_P_COUNT; p++)
+                if (dsm_lora_a(t->lora, (enum dsm_param)p, l)) TAKE(t->lu[(size_t)l * DSM_P_COUNT + p], N * (size_t)t->r);
+        TAKE(t->ltmp, N * widest);
+        TAKE(t->ldu, N * (size_t)t->r);
+    }
     TAKE(t->ids_dev, N);
     TAKE(t->pos_dev, N);
     TAKE(t->tgt_dev, N);
@@ -139,7 +192,7 @@ int dsm_train_create(struct dsm_model *m, const struct dsm_train_opts *opts, str
     if (m->wdt != DSM_DT_F32)
         return dsm_errf(err, DSM_EINVAL, "training needs float32 weights (the model was loaded as %s)", dsm_dtype_name(m->wdt));
     if (!be->linear_backward || !be->embedding_backward || !be->rmsnorm_backward || !be->rope_backward ||
-        !be->attention_backward || !be->swiglu_backward || !be->cross_entropy || !be->sumsq || !be->adamw || !be->sgd)
+        !be->attention_backward || !be->swiglu_backward || !be->cross_entropy || !be->sumsq || !be->adamw || !be->sgd || !be->scale)
         return dsm_errf(err, DSM_EUNSUPPORTED, "backend '%s' has no training ops", be->name);
     if (opts->max_seq < 2 || opts->max_seq > m->P || opts->max_rows < opts->max_seq)
         return dsm_errf(err, DSM_EINVAL, "training sizes: max_seq %d must be in [2, %d] and max_rows %d >= max_seq",
@@ -152,6 +205,20 @@ int dsm_train_create(struct dsm_model *m, const struct dsm_train_opts *opts, str
     t->rows = opts->max_rows;
     t->seq = opts->max_seq;
     t->recompute = opts->recompute;
+    t->lora = opts->lora;
+    if (t->lora) {
+        t->r = dsm_lora_config(t->lora)->r;
+        if (dsm_lora_config(t->lora)->dropout > 0) {
+            dsm_train_destroy(t);
+            return dsm_errf(err, DSM_EUNSUPPORTED, "LoRA dropout > 0 is not implemented yet (use dropout=0)");
+        }
+        t->lg = dsm_calloc((size_t)L * DSM_P_COUNT * 2, sizeof *t->lg, err);
+        t->lu = dsm_calloc((size_t)L * DSM_P_COUNT, sizeof *t->lu, err);
+        if (!t->lg || !t->lu) {
+            dsm_train_destroy(t);
+            return DSM_ENOMEM;
+        }
+    }
     t->g = dsm_calloc((size_t)(L + 1) * DSM_P_COUNT, sizeof *t->g, err);
     t->xres = dsm_calloc((size_t)L + 1, sizeof *t->xres, err);
     t->la = dsm_calloc((size_t)L, sizeof *t->la, err);
@@ -179,11 +246,83 @@ void dsm_train_destroy(struct dsm_train *t) {
     if (!t) return;
     t->be->free(t->be, t->gslab);
     t->be->free(t->be, t->aslab);
-    free(t->g), free(t->xres), free(t->la), free(t->logp_host);
+    t->be->free(t->be, t->lgslab);
+    free(t->g), free(t->xres), free(t->la), free(t->logp_host), free(t->lg), free(t->lu);
     free(t);
 }
 
-void dsm_train_zero_grad(struct dsm_train *t) { t->be->zero(t->be, t->gslab, t->gbytes); }
+void dsm_train_zero_grad(struct dsm_train *t) {
+    if (t->gslab) t->be->zero(t->be, t->gslab, t->gbytes);
+    if (t->lgslab) t->be->zero(t->be, t->lgslab, t->lgbytes);
+}
+
+struct dsm_lora *dsm_train_lora(struct dsm_train *t) { return t->lora; }
+
+int dsm_train_params(struct dsm_train *t, struct dsm_optim_tensor **out, int *n, struct dsm_err *err) {
+    const struct dsm_model_config *c = &t->m->cfg;
+    int cap = (c->n_layers + 1) * DSM_P_COUNT * 2, k = 0;
+    struct dsm_optim_tensor *ts = dsm_calloc((size_t)cap, sizeof *ts, err);
+    if (!ts) return DSM_ENOMEM;
+    for (int p = 0; p < DSM_P_COUNT; p++)
+        for (int l = 0; l < (dsm_param_table[p].per_layer ? c->n_layers : 1); l++) {
+            if (!dsm_param_present(c, (enum dsm_param)p)) continue;
+            int nd;
+            int64_t sh[2];
+            dsm_param_shape(c, (enum dsm_param)p, &nd, sh);
+            if (!t->lora) {
+                struct dsm_optim_tensor *x = &ts[k++];
+                x->p = W(p, l);
+                x->g = G(p, l);
+                x->n = dsm_param_numel(c, (enum dsm_param)p);
+                x->ndim = nd;
+                x->shape[0] = sh[0], x->shape[1] = sh[1];
+                x->decay = dsm_param_is_matrix((enum dsm_param)p);
+                dsm_param_name((enum dsm_param)p, l, x->name, sizeof x->name);
+            } else if (dsm_lora_a(t->lora, (enum dsm_param)p, l)) {
+                for (int which = 0; which < 2; which++) {
+                    struct dsm_optim_tensor *x = &ts[k++];
+                    x->p = which ? dsm_lora_b(t->lora, (enum dsm_param)p, l) : dsm_lora_a(t->lora, (enum dsm_param)p, l);
+                    x->g = t->lg[((size_t)l * DSM_P_COUNT + p) * 2 + which];
+                    x->ndim = 2;
+                    x->shape[0] = which ? sh[0] : t->r;
+                    x->shape[1] = which ? t->r : sh[1];
+                    x->n = (size_t)x->shape[0] * (size_t)x->shape[1];
+                    x->decay = 1;
+                    dsm_lora_name((enum dsm_param)p, l, which, x->name, sizeof x->name);
+                }
+            }
+        }
+    *out = ts;
+    *n = k;
+    return DSM_OK;
+}
+
+/* y (M, N) += s · (x Aᵀ) Bᵀ when p is adapted in layer l, keeping s · x Aᵀ for the backward. */
+static void lora_forward(struct dsm_train *t, enum dsm_param p, int l, const float *x, float *y, int M, int N, int K) {
+    if (!t->lora) return;
+    const float *A = dsm_lora_a(t->lora, p, l), *B = dsm_lora_b(t->lora, p, l);
+    if (!A) return;
+    struct dsm_backend *be = t->be;
+    float *u = t->lu[(size_t)l * DSM_P_COUNT + p];
+    be->linear(be, u, x, A, DSM_DT_F32, NULL, M, t->r, K);
+    be->scale(be, u, (size_t)M * t->r, dsm_lora_scale(t->lora));
+    be->linear(be, t->ltmp, u, B, DSM_DT_F32, NULL, M, N, t->r);
+    be->add(be, y, y, t->ltmp, (size_t)M * N);
+}
+
+/* Backward of the adapter of p in layer l: from dy (M, N), dB += dyᵀ u, dA += s (dy B)ᵀ x and
+ * dx (M, K) += s (dy B) A. */
+static void lora_backward(struct dsm_train *t, enum dsm_param p, int l, const float *dy, const float *x, float *dx,
+                          int M, int N, int K) {
+    if (!t->lora) return;
+    const float *A = dsm_lora_a(t->lora, p, l), *B = dsm_lora_b(t->lora, p, l);
+    if (!A) return;
+    struct dsm_backend *be = t->be;
+    float *dA = t->lg[((size_t)l * DSM_P_COUNT + p) * 2], *dB = t->lg[((size_t)l * DSM_P_COUNT + p) * 2 + 1];
+    be->linear_backward(be, t->ldu, dB, NULL, dy, t->lu[(size_t)l * DSM_P_COUNT + p], B, DSM_DT_F32, M, N, t->r, 0);
+    be->scale(be, t->ldu, (size_t)M * t->r, dsm_lora_scale(t->lora));
+    be->linear_backward(be, dx, dA, NULL, t->ldu, x, A, DSM_DT_F32, M, t->r, K, 1);
+}
 
 float *dsm_train_grad(struct dsm_train *t, enum dsm_param p, int layer) { return *grad_slot(t, p, layer); }
 
@@ -206,6 +345,9 @@ static void layer_forward(struct dsm_train *t, int l, int B, int T) {
     be->linear(be, a->q, a->h1, W(DSM_P_Q, l), DSM_DT_F32, W(DSM_P_Q_BIAS, l), N, Q, C);
     be->linear(be, a->k, a->h1, W(DSM_P_K, l), DSM_DT_F32, W(DSM_P_K_BIAS, l), N, KV, C);
     be->linear(be, a->v, a->h1, W(DSM_P_V, l), DSM_DT_F32, W(DSM_P_V_BIAS, l), N, KV, C);
+    lora_forward(t, DSM_P_Q, l, a->h1, a->q, N, Q, C);
+    lora_forward(t, DSM_P_K, l, a->h1, a->k, N, KV, C);
+    lora_forward(t, DSM_P_V, l, a->h1, a->v, N, KV, C);
     be->rope(be, a->q, t->pos_dev, t->m->rope_cos, t->m->rope_sin, N, Hq, D, Q);
     be->rope(be, a->k, t->pos_dev, t->m->rope_cos, t->m->rope_sin, N, Hkv, D, KV);
     for (int b = 0; b < B; b++) {
@@ -214,12 +356,16 @@ static void layer_forward(struct dsm_train *t, int l, int B, int T) {
                       D, scale);
     }
     be->linear(be, t->tmp, a->att, W(DSM_P_O, l), DSM_DT_F32, W(DSM_P_O_BIAS, l), N, C, Q);
+    lora_forward(t, DSM_P_O, l, a->att, t->tmp, N, C, Q);
     be->add(be, a->xmid, t->xres[l], t->tmp, (size_t)N * C);
     be->rmsnorm(be, a->h2, a->xmid, W(DSM_P_MLP_NORM, l), N, C, eps);
     be->linear(be, a->g, a->h2, W(DSM_P_GATE, l), DSM_DT_F32, NULL, N, F, C);
     be->linear(be, a->u, a->h2, W(DSM_P_UP, l), DSM_DT_F32, NULL, N, F, C);
+    lora_forward(t, DSM_P_GATE, l, a->h2, a->g, N, F, C);
+    lora_forward(t, DSM_P_UP, l, a->h2, a->u, N, F, C);
     be->swiglu(be, a->act, a->g, a->u, (size_t)N * F);
     be->linear(be, t->tmp, a->act, W(DSM_P_DOWN, l), DSM_DT_F32, NULL, N, C, F);
+    lora_forward(t, DSM_P_DOWN, l, a->act, t->tmp, N, C, F);
     be->add(be, t->xres[l + 1], a->xmid, t->tmp, (size_t)N * C);
 }
 
@@ -233,13 +379,17 @@ static void layer_backward(struct dsm_train *t, int l, int B, int T) {
     struct layer_acts *a = &t->la[l];
     /* MLP: x_{l+1} = xmid + down(silu(g) * u) */
     be->linear_backward(be, t->dff, G(DSM_P_DOWN, l), NULL, t->dres, a->act, W(DSM_P_DOWN, l), DSM_DT_F32, N, C, F, 0);
+    lora_backward(t, DSM_P_DOWN, l, t->dres, a->act, t->dff, N, C, F);
     be->swiglu_backward(be, t->dff, t->dup, t->dff, a->g, a->u, (size_t)N * F);
     be->linear_backward(be, t->dh, G(DSM_P_GATE, l), NULL, t->dff, a->h2, W(DSM_P_GATE, l), DSM_DT_F32, N, F, C, 0);
     be->linear_backward(be, t->dh, G(DSM_P_UP, l), NULL, t->dup, a->h2, W(DSM_P_UP, l), DSM_DT_F32, N, F, C, 1);
+    lora_backward(t, DSM_P_GATE, l, t->dff, a->h2, t->dh, N, F, C);
+    lora_backward(t, DSM_P_UP, l, t->dup, a->h2, t->dh, N, F, C);
     be->rmsnorm_backward(be, t->dres, G(DSM_P_MLP_NORM, l), t->dh, a->xmid, W(DSM_P_MLP_NORM, l), N, C, eps);
     /* attention: xmid = x_l + o(att) */
     be->linear_backward(be, t->datt, G(DSM_P_O, l), G(DSM_P_O_BIAS, l), t->dres, a->att, W(DSM_P_O, l), DSM_DT_F32, N, C,
                         Q, 0);
+    lora_backward(t, DSM_P_O, l, t->dres, a->att, t->datt, N, C, Q);
     for (int b = 0; b < B; b++) {
         size_t r = (size_t)b * T;
         be->attention_backward(be, t->dq + r * Q, t->dk + r * KV, t->dv + r * KV, t->datt + r * Q, a->q + r * Q,
@@ -250,6 +400,9 @@ static void layer_backward(struct dsm_train *t, int l, int B, int T) {
     be->linear_backward(be, t->dh, G(DSM_P_Q, l), G(DSM_P_Q_BIAS, l), t->dq, a->h1, W(DSM_P_Q, l), DSM_DT_F32, N, Q, C, 0);
     be->linear_backward(be, t->dh, G(DSM_P_K, l), G(DSM_P_K_BIAS, l), t->dk, a->h1, W(DSM_P_K, l), DSM_DT_F32, N, KV, C, 1);
     be->linear_backward(be, t->dh, G(DSM_P_V, l), G(DSM_P_V_BIAS, l), t->dv, a->h1, W(DSM_P_V, l), DSM_DT_F32, N, KV, C, 1);
+    lora_backward(t, DSM_P_Q, l, t->dq, a->h1, t->dh, N, Q, C);
+    lora_backward(t, DSM_P_K, l, t->dk, a->h1, t->dh, N, KV, C);
+    lora_backward(t, DSM_P_V, l, t->dv, a->h1, t->dh, N, KV, C);
     be->rmsnorm_backward(be, t->dres, G(DSM_P_ATTN_NORM, l), t->dh, t->xres[l], W(DSM_P_ATTN_NORM, l), N, C, eps);
 }
 
@@ -339,7 +492,7 @@ int dsm_train_batch(struct dsm_train *t, const int32_t *ids, const int32_t *labe
         if (t->recompute) layer_forward(t, l, B, T);
         layer_backward(t, l, B, T);
     }
-    be->embedding_backward(be, G(DSM_P_EMBED, 0), t->dres, t->ids_dev, N, C);
+    if (G(DSM_P_EMBED, 0)) be->embedding_backward(be, G(DSM_P_EMBED, 0), t->dres, t->ids_dev, N, C);
     return be->sync(be, err);
 }
 

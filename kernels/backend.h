@@ -177,6 +177,9 @@ struct dsm_backend {
                   float lr, float b1, float b2, float eps, float wd, float bc1, float bc2,
                   float gscale);
 
+    /* x (n) *= alpha, in place. */
+    void (*scale)(struct dsm_backend *be, float *x, size_t n, float alpha);
+
     /* One SGD step: p -= lr (gscale g + wd p) over n parameters. */
     void (*sgd)(struct dsm_backend *be, float *p, const float *g, size_t n, float lr, float wd,
                 float gscale);

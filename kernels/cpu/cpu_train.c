@@ -266,6 +266,12 @@ static void cpu_sgd(struct dsm_backend *be, float *p, const float *g, size_t n, 
     for (size_t i = 0; i < n; i++) p[i] -= lr * (gscale * g[i] + wd * p[i]);
 }
 
+static void cpu_scale(struct dsm_backend *be, float *x, size_t n, float alpha) {
+    int nt = IMPL(be)->n_threads;
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (n >= PAR_MIN_ELEMS)
+    for (size_t i = 0; i < n; i++) x[i] *= alpha;
+}
+
 void cpu_train_fill(struct dsm_backend *be) {
     be->linear_backward = cpu_linear_backward;
     be->embedding_backward = cpu_embedding_backward;
@@ -277,4 +283,5 @@ void cpu_train_fill(struct dsm_backend *be) {
     be->sumsq = cpu_sumsq;
     be->adamw = cpu_adamw;
     be->sgd = cpu_sgd;
+    be->scale = cpu_scale;
 }

@@ -172,6 +172,10 @@ void ref_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr,
     }
 }
 
+void ref_scale(float *x, size_t n, float alpha) {
+    for (size_t i = 0; i < n; i++) x[i] *= alpha;
+}
+
 void ref_sgd(float *p, const float *g, size_t n, float lr, float wd, float gscale) {
     for (size_t i = 0; i < n; i++) p[i] = (float)(p[i] - (double)lr * ((double)gscale * g[i] + (double)wd * p[i]));
 }
@@ -225,6 +229,10 @@ static void rb_adamw(struct dsm_backend *be, float *p, const float *g, float *m,
     (void)be;
     ref_adamw(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2, gscale);
 }
+static void rb_scale(struct dsm_backend *be, float *x, size_t n, float alpha) {
+    (void)be;
+    ref_scale(x, n, alpha);
+}
 static void rb_sgd(struct dsm_backend *be, float *p, const float *g, size_t n, float lr, float wd,
                    float gscale) {
     (void)be;
@@ -242,4 +250,5 @@ void ref_train_fill(struct dsm_backend *be) {
     be->sumsq = rb_sumsq;
     be->adamw = rb_adamw;
     be->sgd = rb_sgd;
+    be->scale = rb_scale;
 }

@@ -13,7 +13,7 @@
  * llm.c's train_gpt2 (CPU) figures on GPT-2 124M in BENCHMARKS.md: 65.4 tok/s at 4x64, 53.7 at 4x256.
  *
  *   build/tests/bench_train [--shape 110m|gpt2|15m] [--bt 4x64,4x256] [--threads N] [--steps N]
- *                           [--recompute]
+ *                           [--recompute] [--lora R]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +23,7 @@
 
 #include "common/model.h"
 #include "common/model_init.h"
+#include "common/lora.h"
 #include "common/optim.h"
 #include "common/train.h"
 #include "common/util.h"
@@ -40,13 +41,14 @@ static double peak_rss_mb(void) {
 
 int main(int argc, char **argv) {
     const char *shape = "gpt2", *bts = "4x64,4x256";
-    int threads = 2, steps = 3, recompute = 0;
+    int threads = 2, steps = 3, recompute = 0, lora_r = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
         else if (!strcmp(argv[i], "--bt") && i + 1 < argc) bts = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--recompute")) recompute = 1;
+        else if (!strcmp(argv[i], "--lora") && i + 1 < argc) lora_r = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: bench_train [--shape 110m|gpt2|15m] [--bt BxT,...] [--threads N] [--steps N] [--recompute]\n");
             return 2;
@@ -87,8 +89,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_train: %s\n", err.msg);
         return 3;
     }
+    struct dsm_lora *lora = NULL;
+    if (lora_r > 0) {
+        struct dsm_lora_cfg lc;
+        char spec[64];
+        snprintf(spec, sizeof spec, "r=%d", lora_r);
+        if (dsm_lora_parse(spec, &lc, &err) || dsm_lora_create(m, &lc, 1, &lora, &err)) {
+            fprintf(stderr, "bench_train: %s\n", err.msg);
+            return 3;
+        }
+    }
     long long P = dsm_config_n_params(&cfg);
-    printf("# %s, %lld parameters, %s, recompute %s\n", shape, P, be->desc, recompute ? "on" : "off");
+    printf("# %s, %lld parameters, %s, recompute %s, %s\n", shape, P, be->desc, recompute ? "on" : "off",
+           lora ? "LoRA (all 7 projections; GFLOP/s still counts 6*P)" : "full fine-tuning");
     printf("%-8s %10s %10s %10s %10s %12s\n", "BxT", "step_s", "tok/s", "GFLOP/s", "act_MB", "peak_rss_MB");
     int rc = 0;
     for (const char *p = bts; *p && !rc;) {
@@ -101,9 +114,14 @@ int main(int argc, char **argv) {
         struct dsm_optim_cfg oc;
         dsm_optim_cfg_default(&oc);
         oc.total_steps = steps + 1;
-        if ((rc = dsm_train_create(m, &to, &t, &err)) || (rc = dsm_optim_create(t, &oc, &o, &err))) {
+        struct dsm_optim_tensor *params = NULL;
+        int np = 0;
+        to.lora = lora;
+        if ((rc = dsm_train_create(m, &to, &t, &err)) || (rc = dsm_train_params(t, &params, &np, &err)) ||
+            (rc = dsm_optim_create(be, params, np, &oc, &o, &err))) {
             fprintf(stderr, "bench_train: %s\n", err.msg);
             dsm_train_destroy(t);
+            free(params);
             break;
         }
         int32_t *ids = malloc(sizeof(int32_t) * (size_t)B * T);
@@ -126,8 +144,10 @@ int main(int argc, char **argv) {
         fflush(stdout);
         free(ids);
         dsm_optim_destroy(o);
+        free(params);
         dsm_train_destroy(t);
     }
+    dsm_lora_destroy(lora);
     dsm_model_destroy(m);
     dsm_backend_destroy(be);
     char cmd[300];

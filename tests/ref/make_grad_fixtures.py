@@ -13,6 +13,16 @@ script's own table, weights with the script's own safetensors reader, ids.json) 
   grads.safetensors    d loss / d parameter for every parameter, float32, Hugging Face names (a
                        tied model has one embedding tensor that collects both uses)
 
+and, for the fixtures in LORA_FIXTURES, a LoRA case under lora/ (PEFT layout):
+
+  lora/adapter_config.json        r 4, lora_alpha 8, all seven projections, dropout 0
+  lora/adapter_model.safetensors  A (r, in) and B (out, r), random (B nonzero so that d/dA is too)
+  lora/lora_grads.safetensors     d loss / d A and d loss / d B under the same PEFT names
+  lora/lora_case.json             the loss with the adapter (same batch as train_case.json)
+
+The adapted forward is the base forward with W + (alpha/r) B A in place of each targeted W, which
+is what y = x Wᵀ + (alpha/r) (x Aᵀ) Bᵀ computes; autograd then gives d/dA and d/dB.
+
 Gradients come from torch.autograd in float64 through the same hand-written decoder that produced
 the logits fixtures; nothing is shared with the C engine. Run with Debian's PyTorch:
 
@@ -34,6 +44,9 @@ import make_model_fixtures as mf  # noqa: E402
 GRAD_FIXTURES = ["llama_mha_f32", "llama_gqa_tied_bias_f32", "qwen2_gqa_f32", "qwen2_tied_bf16",
                  "llama_rope_linear", "llama_head_dim"]
 SEQ = 16
+LORA_FIXTURES = ["llama_gqa_tied_bias_f32", "qwen2_gqa_f32"]
+LORA_R, LORA_ALPHA = 4, 8.0
+LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def make_case(ids):
@@ -45,6 +58,60 @@ def make_case(ids):
     labels[1][10] = labels[1][11] = -100
     labels[1][0] = -100              # position 0 is never a target anyway (shifted away)
     return seqs, labels
+
+
+def batch_loss(f, w, seqs, labels):
+    """Mean masked, shifted cross-entropy of the batch, the unmasked count and token log-probs."""
+    total = torch.zeros((), dtype=torch.float64)
+    n_valid = 0
+    token_logp = []
+    for s, lab in zip(seqs, labels):
+        logp = torch.log_softmax(mf.reference_logits(f, w, s), dim=-1)
+        nxt = torch.tensor(s[1:])
+        token_logp.append(logp[:-1].gather(1, nxt[:, None])[:, 0].detach())
+        tgt = torch.tensor(lab[1:])
+        keep = tgt != -100
+        n_valid += int(keep.sum())
+        total = total - logp[:-1][keep].gather(1, tgt[keep][:, None]).sum()
+    return total / n_valid, n_valid, token_logp
+
+
+def run_lora(f, d, stored, seqs, labels):
+    gen = torch.Generator().manual_seed(777)
+    base = {k: v.to(torch.float64) for k, v in stored.items()}
+    ab = {}
+    for name in sorted(base):
+        mod = name.split(".")[-2]
+        if mod not in LORA_MODULES or not name.endswith(".weight"):
+            continue
+        n_out, n_in = base[name].shape
+        stem = "base_model.model." + name[:-len(".weight")]
+        ab[stem + ".lora_A.weight"] = (torch.randn(LORA_R, n_in, generator=gen) * 0.2).to(torch.float64).requires_grad_(True)
+        ab[stem + ".lora_B.weight"] = (torch.randn(n_out, LORA_R, generator=gen) * 0.2).to(torch.float64).requires_grad_(True)
+    scale = LORA_ALPHA / LORA_R
+    w = dict(base)
+    for name in base:
+        stem = "base_model.model." + name[:-len(".weight")]
+        if stem + ".lora_A.weight" in ab:
+            w[name] = base[name] + scale * ab[stem + ".lora_B.weight"] @ ab[stem + ".lora_A.weight"]
+    loss, n_valid, _ = batch_loss(f, w, seqs, labels)
+    loss.backward()
+    out = os.path.join(d, "lora")
+    os.makedirs(out, exist_ok=True)
+    cfg = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": LORA_R, "lora_alpha": LORA_ALPHA,
+           "lora_dropout": 0.0, "target_modules": LORA_MODULES, "bias": "none",
+           "fan_in_fan_out": False, "inference_mode": True, "use_rslora": False,
+           "base_model_name_or_path": f["name"]}
+    with open(os.path.join(out, "adapter_config.json"), "w") as fh:
+        fh.write(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    with open(os.path.join(out, "adapter_model.safetensors"), "wb") as fh:
+        fh.write(mf.st_encode({k: v.detach().to(torch.float32) for k, v in ab.items()}, {"format": "pt"}))
+    with open(os.path.join(out, "lora_grads.safetensors"), "wb") as fh:
+        fh.write(mf.st_encode({k: v.grad.to(torch.float32) for k, v in ab.items()}, {"format": "pt"}))
+    with open(os.path.join(out, "lora_case.json"), "w") as fh:
+        fh.write(json.dumps({"format_version": 1, "generator": "tests/ref/make_grad_fixtures.py",
+                             "batch": "../train_case.json", "loss": float(loss), "n_valid": n_valid}, indent=1) + "\n")
+    print(f"{f['name']:26s} LoRA r={LORA_R} alpha={LORA_ALPHA:g}: loss {float(loss):.6f}, {len(ab)} adapter tensors")
 
 
 def run(f, root):
@@ -91,6 +158,8 @@ def run(f, root):
     with open(os.path.join(d, "train_case.json"), "w") as fh:
         fh.write(json.dumps(case, indent=1) + "\n")
     print(f"{f['name']:26s} loss {float(loss):.6f}  n_valid {n_valid}  grad absmax {case['grad_absmax']:.4f}")
+    if f["name"] in LORA_FIXTURES:
+        run_lora(f, d, stored, seqs, labels)
 
 
 def main():

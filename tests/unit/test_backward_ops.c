@@ -289,6 +289,10 @@ static void test_rowwise_backward(struct dsm_backend *be) {
         be->sgd(be, p1, dout, n, 1e-2f, 0.1f, 0.5f);
         ref_sgd(p2, dout, n, 1e-2f, 0.1f, 0.5f);
         CHECK_MSG(max_rel(p1, p2, n) <= 1e-6, "sgd n=%zu", n);
+        memcpy(p1, p2, sizeof(float) * n);
+        be->scale(be, p1, n, -0.37f);
+        ref_scale(p2, n, -0.37f);
+        CHECK_MSG(max_rel(p1, p2, n) == 0.0, "scale n=%zu", n);
 
         free(x), free(w), free(dout), free(dx1), free(dw1), free(dx2), free(dw2), free(g1), free(u1), free(g2), free(u2);
         free(ids), free(e1), free(e2), free(p1), free(p2), free(m1), free(v1), free(m2), free(v2);
@@ -342,7 +346,7 @@ int main(void) {
         CHECK_OK(dsm_backend_open(names[i], 2, &be, &err), &err);
         if (!be) continue;
         CHECK(be->linear_backward && be->embedding_backward && be->rmsnorm_backward && be->rope_backward &&
-              be->attention_backward && be->swiglu_backward && be->cross_entropy && be->sumsq && be->adamw && be->sgd);
+              be->attention_backward && be->swiglu_backward && be->cross_entropy && be->sumsq && be->adamw && be->sgd && be->scale);
         test_linear_backward(be);
         test_rowwise_backward(be);
         test_attention_backward(be);

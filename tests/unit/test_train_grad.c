@@ -10,7 +10,12 @@
  *     tensor <= TOL_GRAD;
  *  3. per-token log-probabilities of the given tokens match within 1e-4 absolute;
  *  4. (cpu) activation recomputation gives bit-identical gradients, and gradient accumulation
- *     over two half-batches equals the whole batch within 1e-6 relative.
+ *     over two half-batches equals the whole batch within 1e-6 relative;
+ *  5. where the fixture has a lora/ adapter (PEFT layout, from the same script): the adapted loss
+ *     and d/dA, d/dB of every adapter matrix against lora/lora_grads.safetensors (same tolerance;
+ *     base weights get no gradient); merging the adapter into the weights gives the adapted
+ *     model's log-probabilities; a save/load round trip is exact; an adapter for another model
+ *     is refused with a message.
  *
  * Tolerance TOL_GRAD = 1e-4 relative to the tensor's largest gradient: the engine computes in
  * float32 and the reference in float64 from the very same weights; float32 rounding through two
@@ -25,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/lora.h"
 #include "common/model.h"
+#include "common/optim.h"
 #include "common/params.h"
 #include "common/safetensors.h"
 #include "common/train.h"
@@ -201,6 +208,139 @@ done:
     dsm_backend_destroy(be);
 }
 
+/* The LoRA case of fixture dir on backend bename. */
+static void run_lora(const char *dir, const char *fname, const char *bename, struct tcase *c) {
+    struct dsm_err err = {0};
+    struct dsm_backend *be = NULL;
+    struct dsm_model *m = NULL;
+    struct dsm_lora *lo = NULL;
+    struct dsm_train *t = NULL;
+    struct dsm_optim_tensor *ps = NULL;
+    struct st_file *f = NULL;
+    int np = 0;
+    char what[512], path[1400];
+    snprintf(what, sizeof what, "%s LoRA on %s", fname, bename);
+    snprintf(path, sizeof path, "%s/lora/lora_case.json", dir);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    CHECK_MSG(j != NULL, "%s: %s", path, je.text);
+    double ref_loss = json_real_value(json_object_get(j, "loss"));
+    json_decref(j);
+    struct dsm_model_opts mo = {.max_tokens = 16, .max_seq = 64, .wdtype = DSM_DT_F32};
+    CHECK_OK(dsm_backend_open(bename, 2, &be, &err), &err);
+    if (be) CHECK_OK(dsm_model_load(dir, be, &mo, &m, &err), &err);
+    snprintf(path, sizeof path, "%s/lora", dir);
+    if (m) CHECK_OK(dsm_lora_load(m, path, &lo, &err), &err);
+    struct dsm_train_opts to = {.max_rows = c->B * c->T, .max_seq = c->T, .lora = lo};
+    if (lo) CHECK_OK(dsm_train_create(m, &to, &t, &err), &err);
+    if (!t) goto done;
+    CHECK(dsm_train_grad(t, DSM_P_Q, 0) == NULL && dsm_train_grad(t, DSM_P_EMBED, 0) == NULL);
+    double nll;
+    int nv;
+    CHECK_OK(dsm_train_batch(t, c->ids, c->labels, c->B, c->T, 1.0f / c->n_valid, 1, &nll, &nv, &err), &err);
+    CHECK_MSG(fabs(nll / nv - ref_loss) <= TOL_LOSS * ref_loss, "%s: loss %.8f vs %.8f", what, nll / nv, ref_loss);
+    CHECK_OK(dsm_train_params(t, &ps, &np, &err), &err);
+    snprintf(path, sizeof path, "%s/lora/lora_grads.safetensors", dir);
+    CHECK_OK(st_open(path, &f, &err), &err);
+    double worst = 0;
+    CHECK_MSG(f && np == st_count(f), "%s: %d adapter tensors, reference %d", what, np, f ? st_count(f) : -1);
+    for (int i = 0; f && i < np; i++) {
+        const struct st_tensor *rt = st_find(f, ps[i].name);
+        CHECK_MSG(rt && rt->nbytes == 4 * ps[i].n, "%s: no reference gradient %s", what, ps[i].name);
+        if (!rt || rt->nbytes != 4 * ps[i].n) continue;
+        double mx = 0, md = 0;
+        for (size_t k = 0; k < ps[i].n; k++) {
+            float r;
+            memcpy(&r, (const char *)rt->data + 4 * k, 4);
+            mx = fmax(mx, fabs(r));
+            double d = fabs((double)ps[i].g[k] - r);
+            if (!(d <= md)) md = isnan(d) ? INFINITY : d;
+        }
+        double rel = md / (mx > 0 ? mx : 1);
+        CHECK_MSG(rel <= TOL_GRAD, "%s: gradient of %s: rel err %.3g", what, ps[i].name, rel);
+        worst = fmax(worst, rel);
+    }
+    fprintf(stderr, "%-26s %-4s LoRA loss %.7f (ref %.7f)  max rel grad err %.2e\n", fname, bename, nll / nv, ref_loss, worst);
+    if (!strcmp(bename, "cpu")) {
+        /* merge: the plain model with W + s B A computes what base + adapter computed */
+        int n = c->B * (c->T - 1);
+        float *lp1 = malloc(sizeof(float) * n), *lp2 = malloc(sizeof(float) * n);
+        CHECK_OK(dsm_train_token_logp(t, c->ids, c->B, c->T, lp1, &err), &err);
+        /* save/load round trip */
+        char tmp[] = "/tmp/dsm-lora-test.XXXXXX";
+        if (mkdtemp(tmp)) {
+            struct dsm_lora *lo2 = NULL;
+            CHECK_OK(dsm_lora_save(lo, tmp, "base", &err), &err);
+            CHECK_OK(dsm_lora_load(m, tmp, &lo2, &err), &err);
+            if (lo2) {
+                int same = 1;
+                for (int p = 0; p < DSM_P_COUNT; p++)
+                    for (int l = 0; l < dsm_model_config(m)->n_layers; l++) {
+                        const float *a1 = dsm_lora_a(lo, (enum dsm_param)p, l), *a2 = dsm_lora_a(lo2, (enum dsm_param)p, l);
+                        const float *b1 = dsm_lora_b(lo, (enum dsm_param)p, l), *b2 = dsm_lora_b(lo2, (enum dsm_param)p, l);
+                        if ((a1 == NULL) != (a2 == NULL)) same = 0;
+                        if (a1 && a2 && b1 && b2) {
+                            int N, K, nd;
+                            int64_t sh[2];
+                            dsm_param_shape(dsm_model_config(m), (enum dsm_param)p, &nd, sh);
+                            N = (int)sh[0], K = (int)sh[1];
+                            int r = dsm_lora_config(lo)->r;
+                            same &= !memcmp(a1, a2, 4 * (size_t)r * K) && !memcmp(b1, b2, 4 * (size_t)N * r);
+                        }
+                    }
+                CHECK_MSG(same, "%s: adapter save/load round trip changed values", what);
+            }
+            dsm_lora_destroy(lo2);
+            snprintf(path, sizeof path, "rm -rf '%s'", tmp);
+            CHECK(system(path) == 0);
+        }
+        CHECK_OK(dsm_lora_merge(lo, &err), &err);
+        struct dsm_train *t2 = NULL;
+        struct dsm_train_opts fo = {.max_rows = c->B * c->T, .max_seq = c->T};
+        CHECK_OK(dsm_train_create(m, &fo, &t2, &err), &err);
+        if (t2) CHECK_OK(dsm_train_token_logp(t2, c->ids, c->B, c->T, lp2, &err), &err);
+        double e = 0;
+        for (int i = 0; i < n; i++) e = fmax(e, fabs((double)lp1[i] - lp2[i]));
+        CHECK_MSG(e <= 1e-4, "%s: merged model log-probs differ by %g", what, e);
+        dsm_train_destroy(t2);
+        free(lp1), free(lp2);
+    }
+done:
+    st_close(f);
+    free(ps);
+    dsm_train_destroy(t);
+    dsm_lora_destroy(lo);
+    dsm_model_destroy(m);
+    dsm_backend_destroy(be);
+}
+
+/* An adapter made for one fixture refused by another model, with a message. */
+static void lora_mismatch(const char *root) {
+    struct dsm_err err = {0};
+    struct dsm_backend *be = NULL;
+    struct dsm_model *m = NULL;
+    struct dsm_lora *lo = NULL;
+    char dir[1200], ad[1200];
+    snprintf(dir, sizeof dir, "%s/llama_mha_f32", root);
+    snprintf(ad, sizeof ad, "%s/qwen2_gqa_f32/lora", root);
+    CHECK_OK(dsm_backend_open("cpu", 2, &be, &err), &err);
+    struct dsm_model_opts mo = {.max_tokens = 4, .max_seq = 32, .wdtype = DSM_DT_F32};
+    if (be) CHECK_OK(dsm_model_load(dir, be, &mo, &m, &err), &err);
+    if (m) {
+        CHECK(dsm_lora_load(m, ad, &lo, &err) == DSM_EINVAL && lo == NULL);
+        CHECK_MSG(strstr(err.msg, "another model") != NULL, "mismatch message: %s", err.msg);
+        CHECK(dsm_lora_load(m, root, &lo, &err) == DSM_ENOTFOUND && strstr(err.msg, "adapter_config.json"));
+        struct dsm_lora_cfg lc;
+        CHECK(dsm_lora_parse("r=0", &lc, &err) == DSM_EINVAL);
+        CHECK(dsm_lora_parse("r=8,alpha=16,targets=q_proj:v_proj", &lc, &err) == DSM_OK && lc.r == 8 && lc.alpha == 16 &&
+              lc.targets == ((1u << DSM_P_Q) | (1u << DSM_P_V)));
+        CHECK(dsm_lora_parse("r=8,bogus=1", &lc, &err) == DSM_EINVAL && strstr(err.msg, "bogus"));
+        CHECK(dsm_lora_parse("r=8", &lc, &err) == DSM_OK && lc.alpha == 16 && lc.dropout == 0);
+    }
+    dsm_model_destroy(m);
+    dsm_backend_destroy(be);
+}
+
 int main(void) {
     const char *root = DSM_SOURCE_DIR "/tests/fixtures/models";
     DIR *d = opendir(root);
@@ -220,6 +360,7 @@ int main(void) {
     }
     closedir(d);
     CHECK_MSG(n >= MIN_CASES, "found %d gradient fixtures, expected at least %d", n, MIN_CASES);
+    int n_lora = 0;
     for (int i = 0; i < n; i++) {
         char dir[1200];
         snprintf(dir, sizeof dir, "%s/%s", root, names[i]);
@@ -228,8 +369,19 @@ int main(void) {
         if (c.ids && c.labels) {
             run_case(dir, names[i], "cpu", &c);
             run_case(dir, names[i], "ref", &c);
+            char lp[1400];
+            snprintf(lp, sizeof lp, "%s/lora/lora_case.json", dir);
+            FILE *lf = fopen(lp, "r");
+            if (lf) {
+                fclose(lf);
+                n_lora++;
+                run_lora(dir, names[i], "cpu", &c);
+                run_lora(dir, names[i], "ref", &c);
+            }
         }
         free(c.ids), free(c.labels), free(c.logp), free(names[i]);
     }
+    CHECK_MSG(n_lora >= 2, "found %d LoRA fixtures, expected 2", n_lora);
+    lora_mismatch(root);
     return test_main_end();
 }
