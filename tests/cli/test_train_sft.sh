@@ -75,6 +75,12 @@ cmp -s "$T/lora/adapter_model.safetensors" "$T/lpart/adapter_model.safetensors" 
 grep -q "21 records used of 25 lines.*1 invalid JSON, 1 unknown form, 1 empty response, 1 bad ids" "$T/err" && ok "bad records counted" ||
   bad "counts: $(grep records "$T/err")"
 grep -q "bad.jsonl:22: not a JSON object" "$T/err" && ok "bad line named" || bad "bad line not named"
+# chat records: loss on assistant turns only
+printf '%s\n' '{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}' \
+  '{"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}, {"role": "user", "content": "3+3?"}, {"role": "assistant", "content": "6"}]}' \
+  '{"messages": [{"role": "user", "content": "no answer"}]}' '{"messages": [{"role": "robot", "content": "x"}]}' > "$T/chat.jsonl"
+"$DSM" train sft --model "$T/m" --data "$T/chat.jsonl" --out "$T/chat" --steps 2 --quiet 2>"$T/err" && ok "chat records train" || bad "chat: $(tail -2 "$T/err")"
+grep -q "2 records used of 4 lines.*1 unknown form, 1 empty response" "$T/err" && ok "chat records counted" || bad "chat counts: $(grep records "$T/err")"
 # truncation is counted
 "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/tr" --steps 1 --max-len 8 --quiet 2>"$T/err"
 grep -qE "[1-9][0-9]* truncated" "$T/err" && ok "truncation counted" || bad "truncation: $(grep records "$T/err")"

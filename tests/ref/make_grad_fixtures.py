@@ -13,6 +13,13 @@ script's own table, weights with the script's own safetensors reader, ids.json) 
   grads.safetensors    d loss / d parameter for every parameter, float32, Hugging Face names (a
                        tied model has one embedding tensor that collects both uses)
 
+for the fixtures in OPTIM_FIXTURES, two optimizer steps from the fixture weights, both with the
+gradients of grads.safetensors, by torch.optim itself (weight decay on 2-D weights only, as the
+Hugging Face Trainer groups parameters):
+
+  adamw_2steps.safetensors   AdamW lr 1e-2, betas (0.9, 0.95), eps 1e-8, weight_decay 0.1
+  sgd_2steps.safetensors     SGD lr 0.5, weight_decay 0.1 (no momentum)
+
 and, for the fixtures in LORA_FIXTURES, a LoRA case under lora/ (PEFT layout):
 
   lora/adapter_config.json        r 4, lora_alpha 8, all seven projections, dropout 0
@@ -44,6 +51,7 @@ import make_model_fixtures as mf  # noqa: E402
 GRAD_FIXTURES = ["llama_mha_f32", "llama_gqa_tied_bias_f32", "qwen2_gqa_f32", "qwen2_tied_bf16",
                  "llama_rope_linear", "llama_head_dim"]
 SEQ = 16
+OPTIM_FIXTURES = ["qwen2_gqa_f32"]
 LORA_FIXTURES = ["llama_gqa_tied_bias_f32", "qwen2_gqa_f32"]
 LORA_R, LORA_ALPHA = 4, 8.0
 LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -74,6 +82,23 @@ def batch_loss(f, w, seqs, labels):
         n_valid += int(keep.sum())
         total = total - logp[:-1][keep].gather(1, tgt[keep][:, None]).sum()
     return total / n_valid, n_valid, token_logp
+
+
+def run_optim(d, stored, grads):
+    for fname, make in (("adamw_2steps.safetensors",
+                         lambda groups: torch.optim.AdamW(groups, lr=1e-2, betas=(0.9, 0.95), eps=1e-8)),
+                        ("sgd_2steps.safetensors", lambda groups: torch.optim.SGD(groups, lr=0.5))):
+        params = {k: v.to(torch.float32).clone().requires_grad_(True) for k, v in stored.items()}
+        decay = [p for k, p in params.items() if p.dim() == 2]
+        no_decay = [p for k, p in params.items() if p.dim() != 2]
+        opt = make([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}])
+        for _ in range(2):
+            for k, p in params.items():
+                p.grad = grads[k].clone()
+            opt.step()
+        with open(os.path.join(d, fname), "wb") as fh:
+            fh.write(mf.st_encode({k: v.detach() for k, v in params.items()}, {"format": "pt"}))
+    print(f"{os.path.basename(d):26s} AdamW and SGD 2-step references")
 
 
 def run_lora(f, d, stored, seqs, labels):
@@ -158,6 +183,8 @@ def run(f, root):
     with open(os.path.join(d, "train_case.json"), "w") as fh:
         fh.write(json.dumps(case, indent=1) + "\n")
     print(f"{f['name']:26s} loss {float(loss):.6f}  n_valid {n_valid}  grad absmax {case['grad_absmax']:.4f}")
+    if f["name"] in OPTIM_FIXTURES:
+        run_optim(d, stored, grads)
     if f["name"] in LORA_FIXTURES:
         run_lora(f, d, stored, seqs, labels)
 
