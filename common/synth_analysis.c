@@ -164,7 +164,7 @@ int synth_aflaw_applies(const struct synth_verdict *v, enum synth_aflaw f) {
 /* The lie of a MISSED analysis about rec i: the line restated as right. */
 static void missed_line(const struct synth_verdict *v, int i, struct synth_buf *b) {
     const struct synth_line *r = &v->rec[i];
-    if (r->defect == SYNTH_DEFECT_NO_CONCLUSION || r->defect == SYNTH_DEFECT_EMPTY) return;
+    if (r->defect == SYNTH_DEFECT_NO_CONCLUSION) return; /* the lie says nothing about it */
     synth_buf_printf(b, "Line %d: ", r->no);
     if (r->kind == SYNTH_LINE_STEP) {
         synth_buf_expr(b, r->left, r->op, r->term, r->n_terms);

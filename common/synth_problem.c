@@ -114,6 +114,13 @@ int synth_problem_parse(const char *text, size_t len, struct synth_problem *p, s
     while (i < n && (text[i] == ' ' || text[i] == '\t')) i++;
     if (i != n) return dsm_errf(err, DSM_EINVAL, "problem: unexpected text at byte %zu", i);
     if (e.left < 0) return dsm_errf(err, DSM_EINVAL, "problem: the start value must not be negative");
+    long long v = e.left, lim = 999999999999999LL; /* SYNTH_MAX_DIGITS nines */
+    for (int k = 0; k < e.n_terms; k++) {
+        v = e.op[k] == '+' ? v + e.term[k] : v - e.term[k];
+        if (v > lim || v < -lim)
+            return dsm_errf(err, DSM_EINVAL, "problem: the value after operation %d has more than %d digits",
+                            k + 1, SYNTH_MAX_DIGITS);
+    }
     memset(p, 0, sizeof *p);
     p->n_ops = e.n_terms;
     p->operand[0] = e.left;
