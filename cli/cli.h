@@ -71,5 +71,7 @@ int cmd_check_answer(int argc, char **argv); /* check-answer */
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);  /* train sft */
+int cmd_parse(int argc, char **argv);  /* parse generator|verifier|metaverifier */
+int cmd_vote(int argc, char **argv);
 
 #endif
