@@ -225,6 +225,7 @@ static int run_sft(struct sft_args *a) {
             int T;
             double part;
             sft_data_batch(&data, idx + mb * B, B, ids, lab, &T);
+            dsm_train_set_seed(t, (uint64_t)a->seed * 0x100000001B3ull + (uint64_t)step * 1024 + (uint64_t)mb);
             for (int k = 0; k < B; k++) tokens += data.ex[idx[mb * B + k]].n;
             if ((rc = dsm_train_batch(t, ids, lab, B, T, 1.0f / (float)n_valid, 1, &part, NULL, &err))) goto fail;
             nll += part;

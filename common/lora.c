@@ -378,6 +378,7 @@ void dsm_lora_destroy(struct dsm_lora *lo) {
 }
 
 const struct dsm_lora_cfg *dsm_lora_config(const struct dsm_lora *lo) { return &lo->cfg; }
+void dsm_lora_set_dropout(struct dsm_lora *lo, double p) { lo->cfg.dropout = p; }
 float dsm_lora_scale(const struct dsm_lora *lo) { return lo->scale; }
 
 float *dsm_lora_a(const struct dsm_lora *lo, enum dsm_param p, int layer) {

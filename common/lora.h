@@ -60,6 +60,8 @@ int dsm_lora_merge(struct dsm_lora *lo, struct dsm_err *err);
 void dsm_lora_destroy(struct dsm_lora *lo);
 
 const struct dsm_lora_cfg *dsm_lora_config(const struct dsm_lora *lo);
+/* Change the dropout probability (e.g. to train a loaded adapter with dropout). */
+void dsm_lora_set_dropout(struct dsm_lora *lo, double p);
 float dsm_lora_scale(const struct dsm_lora *lo);
 
 /* Device pointers of A (r, K) and B (N, r) of parameter p in layer; NULL when p is not adapted. */

@@ -79,6 +79,11 @@ float *dsm_train_grad(struct dsm_train *t, enum dsm_param p, int layer);
  * decay on). *out is a new array of *n entries the caller frees. */
 int dsm_train_params(struct dsm_train *t, struct dsm_optim_tensor **out, int *n, struct dsm_err *err);
 
+/* Seed of the LoRA dropout masks of the following batches (masks also depend on layer and
+ * module). Callers set it per micro-batch from the run's seed and position, so that a resumed run
+ * draws the same masks. Dropout is active only in batches with backward. */
+void dsm_train_set_seed(struct dsm_train *t, uint64_t seed);
+
 /* The adapter trained, or NULL for full fine-tuning. */
 struct dsm_lora *dsm_train_lora(struct dsm_train *t);
 

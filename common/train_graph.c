@@ -61,6 +61,10 @@ struct dsm_train {
     float **lu;              /* (L * DSM_P_COUNT) saved s·(x Aᵀ), (N, r) each */
     float *ltmp;             /* (N, max(Q, KV, C, F)) adapter output before the add */
     float *ldu;              /* (N, r) */
+    float *ldrop, *ldx;      /* (N, max(C, Q, F)): dropped-out adapter input and its gradient */
+    double dropout;          /* LoRA dropout probability (0: none) */
+    uint64_t seed;           /* dropout masks of the next batch derive from it */
+    int training;            /* 1 inside a batch with backward: dropout active */
 };
 
 #define W(p, l) (*dsm_model_wslot(t->m, (p), (l)))
@@ -177,6 +181,10 @@ static size_t carve(struct dsm_train *t, char *base) {
                 if (dsm_lora_a(t->lora, (enum dsm_param)p, l)) TAKE(t->lu[(size_t)l * DSM_P_COUNT + p], N * (size_t)t->r);
         TAKE(t->ltmp, N * widest);
         TAKE(t->ldu, N * (size_t)t->r);
+        if (t->dropout > 0) {
+            TAKE(t->ldrop, N * widest);
+            TAKE(t->ldx, N * widest);
+        }
     }
     TAKE(t->ids_dev, N);
     TAKE(t->pos_dev, N);
@@ -192,7 +200,7 @@ int dsm_train_create(struct dsm_model *m, const struct dsm_train_opts *opts, str
     if (m->wdt != DSM_DT_F32)
         return dsm_errf(err, DSM_EINVAL, "training needs float32 weights (the model was loaded as %s)", dsm_dtype_name(m->wdt));
     if (!be->linear_backward || !be->embedding_backward || !be->rmsnorm_backward || !be->rope_backward ||
-        !be->attention_backward || !be->swiglu_backward || !be->cross_entropy || !be->sumsq || !be->adamw || !be->sgd || !be->scale)
+        !be->attention_backward || !be->swiglu_backward || !be->cross_entropy || !be->sumsq || !be->adamw || !be->sgd || !be->scale || !be->dropout)
         return dsm_errf(err, DSM_EUNSUPPORTED, "backend '%s' has no training ops", be->name);
     if (opts->max_seq < 2 || opts->max_seq > m->P || opts->max_rows < opts->max_seq)
         return dsm_errf(err, DSM_EINVAL, "training sizes: max_seq %d must be in [2, %d] and max_rows %d >= max_seq",
@@ -208,10 +216,7 @@ int dsm_train_create(struct dsm_model *m, const struct dsm_train_opts *opts, str
     t->lora = opts->lora;
     if (t->lora) {
         t->r = dsm_lora_config(t->lora)->r;
-        if (dsm_lora_config(t->lora)->dropout > 0) {
-            dsm_train_destroy(t);
-            return dsm_errf(err, DSM_EUNSUPPORTED, "LoRA dropout > 0 is not implemented yet (use dropout=0)");
-        }
+        t->dropout = dsm_lora_config(t->lora)->dropout;
         t->lg = dsm_calloc((size_t)L * DSM_P_COUNT * 2, sizeof *t->lg, err);
         t->lu = dsm_calloc((size_t)L * DSM_P_COUNT, sizeof *t->lu, err);
         if (!t->lg || !t->lu) {
@@ -257,6 +262,15 @@ void dsm_train_zero_grad(struct dsm_train *t) {
 }
 
 struct dsm_lora *dsm_train_lora(struct dsm_train *t) { return t->lora; }
+
+void dsm_train_set_seed(struct dsm_train *t, uint64_t seed) { t->seed = seed; }
+
+/* Dropout seed of the adapter of p in layer l for the current batch. */
+static uint64_t drop_seed(const struct dsm_train *t, enum dsm_param p, int l) {
+    uint64_t z = t->seed ^ (0xD1B54A32D192ED03ull * (uint64_t)((size_t)l * DSM_P_COUNT + p + 1));
+    z = (z ^ (z >> 31)) * 0x9E3779B97F4A7C15ull;
+    return z ^ (z >> 29);
+}
 
 int dsm_train_params(struct dsm_train *t, struct dsm_optim_tensor **out, int *n, struct dsm_err *err) {
     const struct dsm_model_config *c = &t->m->cfg;
@@ -304,6 +318,10 @@ static void lora_forward(struct dsm_train *t, enum dsm_param p, int l, const flo
     if (!A) return;
     struct dsm_backend *be = t->be;
     float *u = t->lu[(size_t)l * DSM_P_COUNT + p];
+    if (t->dropout > 0 && t->training) {
+        be->dropout(be, t->ldrop, x, (size_t)M * K, (float)t->dropout, drop_seed(t, p, l));
+        x = t->ldrop;
+    }
     be->linear(be, u, x, A, DSM_DT_F32, NULL, M, t->r, K);
     be->scale(be, u, (size_t)M * t->r, dsm_lora_scale(t->lora));
     be->linear(be, t->ltmp, u, B, DSM_DT_F32, NULL, M, N, t->r);
@@ -321,6 +339,14 @@ static void lora_backward(struct dsm_train *t, enum dsm_param p, int l, const fl
     float *dA = t->lg[((size_t)l * DSM_P_COUNT + p) * 2], *dB = t->lg[((size_t)l * DSM_P_COUNT + p) * 2 + 1];
     be->linear_backward(be, t->ldu, dB, NULL, dy, t->lu[(size_t)l * DSM_P_COUNT + p], B, DSM_DT_F32, M, N, t->r, 0);
     be->scale(be, t->ldu, (size_t)M * t->r, dsm_lora_scale(t->lora));
+    if (t->dropout > 0 && t->training) { /* the mask again from its seed; d x = dropout(d x_dropped) */
+        uint64_t sd = drop_seed(t, p, l);
+        be->dropout(be, t->ldrop, x, (size_t)M * K, (float)t->dropout, sd);
+        be->linear_backward(be, t->ldx, dA, NULL, t->ldu, t->ldrop, A, DSM_DT_F32, M, t->r, K, 0);
+        be->dropout(be, t->ldx, t->ldx, (size_t)M * K, (float)t->dropout, sd);
+        be->add(be, dx, dx, t->ldx, (size_t)M * K);
+        return;
+    }
     be->linear_backward(be, dx, dA, NULL, t->ldu, x, A, DSM_DT_F32, M, t->r, K, 1);
 }
 
@@ -480,6 +506,7 @@ int dsm_train_batch(struct dsm_train *t, const int32_t *ids, const int32_t *labe
     int kept = 0;
     for (int b = 0; b < B; b++)
         for (int i = 0; i + 1 < T; i++) kept += (labels ? labels[(size_t)b * T + i + 1] : 0) >= 0;
+    t->training = backward;
     forward_layers(t, B, T);
     double nll = 0.0;
     if ((rc = loss_chunks(t, N, grad_scale, backward, NULL, &nll, err))) return rc;
@@ -503,6 +530,7 @@ int dsm_train_token_logp(struct dsm_train *t, const int32_t *ids, int B, int T, 
     int N = B * T;
     float *all = malloc(sizeof(float) * (size_t)N);
     if (!all) return dsm_errf(err, DSM_ENOMEM, "out of memory for log-probabilities");
+    t->training = 0;
     forward_layers(t, B, T);
     rc = loss_chunks(t, N, 0.0f, 0, all, NULL, err);
     if (!rc)

@@ -177,6 +177,12 @@ struct dsm_backend {
                   float lr, float b1, float b2, float eps, float wd, float bc1, float bc2,
                   float gscale);
 
+    /* Inverted dropout with a counter-based mask: out[i] = x[i] / (1 - p) when
+     * dsm_dropout_keep(seed, i, p), else 0; out may alias x. The mask depends only on (seed, i), so
+     * the backward pass is the same call on the gradient with the same seed. */
+    void (*dropout)(struct dsm_backend *be, float *out, const float *x, size_t n, float p,
+                    uint64_t seed);
+
     /* x (n) *= alpha, in place. */
     void (*scale)(struct dsm_backend *be, float *x, size_t n, float alpha);
 
@@ -184,6 +190,16 @@ struct dsm_backend {
     void (*sgd)(struct dsm_backend *be, float *p, const float *g, size_t n, float lr, float wd,
                 float gscale);
 };
+
+/* The dropout mask every backend uses: element i is kept when a splitmix64 hash of (seed, i),
+ * as a uniform number in [0, 1), is >= p. */
+static inline int dsm_dropout_keep(uint64_t seed, uint64_t i, float p) {
+    uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0) >= (double)p;
+}
 
 /* Open a backend by name: "cpu", "ref", "cuda" or "auto" (CUDA when a module and a device are
  * available, else CPU with one info line saying why). n_threads: CPU threads, 0 = all cores.

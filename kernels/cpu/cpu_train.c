@@ -272,6 +272,13 @@ static void cpu_scale(struct dsm_backend *be, float *x, size_t n, float alpha) {
     for (size_t i = 0; i < n; i++) x[i] *= alpha;
 }
 
+static void cpu_dropout(struct dsm_backend *be, float *out, const float *x, size_t n, float p, uint64_t seed) {
+    int nt = IMPL(be)->n_threads;
+    float k = (float)(1.0 / (1.0 - p));
+#pragma omp parallel for schedule(static) num_threads(nt) if (n >= PAR_MIN_ELEMS)
+    for (size_t i = 0; i < n; i++) out[i] = dsm_dropout_keep(seed, i, p) ? x[i] * k : 0.0f;
+}
+
 void cpu_train_fill(struct dsm_backend *be) {
     be->linear_backward = cpu_linear_backward;
     be->embedding_backward = cpu_embedding_backward;
@@ -284,4 +291,5 @@ void cpu_train_fill(struct dsm_backend *be) {
     be->adamw = cpu_adamw;
     be->sgd = cpu_sgd;
     be->scale = cpu_scale;
+    be->dropout = cpu_dropout;
 }

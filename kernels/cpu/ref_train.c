@@ -176,6 +176,10 @@ void ref_scale(float *x, size_t n, float alpha) {
     for (size_t i = 0; i < n; i++) x[i] *= alpha;
 }
 
+void ref_dropout(float *out, const float *x, size_t n, float p, uint64_t seed) {
+    for (size_t i = 0; i < n; i++) out[i] = dsm_dropout_keep(seed, i, p) ? (float)(x[i] / (1.0 - p)) : 0.0f;
+}
+
 void ref_sgd(float *p, const float *g, size_t n, float lr, float wd, float gscale) {
     for (size_t i = 0; i < n; i++) p[i] = (float)(p[i] - (double)lr * ((double)gscale * g[i] + (double)wd * p[i]));
 }
@@ -233,6 +237,10 @@ static void rb_scale(struct dsm_backend *be, float *x, size_t n, float alpha) {
     (void)be;
     ref_scale(x, n, alpha);
 }
+static void rb_dropout(struct dsm_backend *be, float *out, const float *x, size_t n, float p, uint64_t seed) {
+    (void)be;
+    ref_dropout(out, x, n, p, seed);
+}
 static void rb_sgd(struct dsm_backend *be, float *p, const float *g, size_t n, float lr, float wd,
                    float gscale) {
     (void)be;
@@ -251,4 +259,5 @@ void ref_train_fill(struct dsm_backend *be) {
     be->adamw = rb_adamw;
     be->sgd = rb_sgd;
     be->scale = rb_scale;
+    be->dropout = rb_dropout;
 }

@@ -31,6 +31,7 @@ void ref_sumsq(float *out, const float *x, size_t n);
 void ref_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
                float eps, float wd, float bc1, float bc2, float gscale);
 void ref_scale(float *x, size_t n, float alpha);
+void ref_dropout(float *out, const float *x, size_t n, float p, uint64_t seed);
 void ref_sgd(float *p, const float *g, size_t n, float lr, float wd, float gscale);
 
 /* Set the training members of be (a host-memory backend) to thin wrappers of the functions above. */

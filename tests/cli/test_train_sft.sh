@@ -67,6 +67,16 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.95 * a) }' && ok "lora loss
 "$DSM" train sft "${lcommon[@]}" --out "$T/lpart" --steps 20 --stop-after 10 --quiet 2>/dev/null
 "$DSM" train sft "${lcommon[@]}" --out "$T/lpart" --steps 20 --resume auto --quiet 2>/dev/null
 cmp -s "$T/lora/adapter_model.safetensors" "$T/lpart/adapter_model.safetensors" && ok "lora resume bit-identical" || bad "lora resume differs"
+# with dropout: runs, and resume still reproduces the same masks
+dcommon=("${common[@]}" --lora r=4,alpha=8,dropout=0.1 --lr 1e-2)
+"$DSM" train sft "${dcommon[@]}" --out "$T/ld" --steps 8 --quiet 2>/dev/null
+"$DSM" train sft "${dcommon[@]}" --out "$T/ldp" --steps 8 --stop-after 4 --quiet 2>/dev/null
+"$DSM" train sft "${dcommon[@]}" --out "$T/ldp" --steps 8 --resume auto --quiet 2>/dev/null
+[ -s "$T/ld/adapter_model.safetensors" ] && cmp -s "$T/ld/adapter_model.safetensors" "$T/ldp/adapter_model.safetensors" &&
+  ok "lora dropout resume bit-identical" || bad "lora dropout resume"
+"$DSM" train sft "${common[@]}" --lora r=4,alpha=8 --lr 1e-2 --out "$T/l8" --steps 8 --quiet 2>/dev/null
+[ -s "$T/l8/adapter_model.safetensors" ] && ! cmp -s "$T/ld/adapter_model.safetensors" "$T/l8/adapter_model.safetensors" &&
+  ok "dropout changes training" || bad "dropout had no effect"
 
 # ---- bad records are skipped and counted ----
 { head -20 "$T/d.jsonl"; echo '{"prompt": "x", "response": ""}'; echo 'not json'; echo '{"foo": 1}';
@@ -96,6 +106,6 @@ expect_fail "max-len too long" 2 "max_position_embeddings" -- "$DSM" train sft -
 expect_fail "no model" 2 "config.json" -- "$DSM" train sft --model "$T/nomodel" --data "$T/d.jsonl" --out "$T/x"
 expect_fail "resume without checkpoint" 2 "no checkpoint" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/empty" --resume auto
 expect_fail "bad lora spec" 2 "LoRA target 'qq_proj'" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --lora r=8,targets=q_proj+qq_proj
-expect_fail "lora dropout not yet" 2 "dropout > 0 is not implemented" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --lora r=8,dropout=0.1
+expect_fail "lora dropout range" 2 "dropout must be in" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --lora r=8,dropout=1.5
 expect_fail "unknown subcommand" 2 "expected 'sft'" -- "$DSM" train grpo
 check_done

@@ -293,6 +293,17 @@ static void test_rowwise_backward(struct dsm_backend *be) {
         be->scale(be, p1, n, -0.37f);
         ref_scale(p2, n, -0.37f);
         CHECK_MSG(max_rel(p1, p2, n) == 0.0, "scale n=%zu", n);
+        /* dropout: same mask on both backends, about p dropped, in place works, scaled by 1/(1-p) */
+        be->dropout(be, p1, x, n, 0.25f, 77);
+        ref_dropout(p2, x, n, 0.25f, 77);
+        CHECK_MSG(max_rel(p1, p2, n) <= 1e-7, "dropout n=%zu", n);
+        size_t zeros = 0;
+        for (size_t i = 0; i < n; i++) zeros += p1[i] == 0.0f;
+        if (n > 1000) CHECK_MSG(fabs((double)zeros / n - 0.25) < 0.02, "dropout rate %g", (double)zeros / n);
+        memcpy(p2, x, sizeof(float) * n);
+        be->dropout(be, p2, p2, n, 0.25f, 77);
+        CHECK(!memcmp(p1, p2, sizeof(float) * n));
+        CHECK(fabsf(p1[0]) == 0.0f || fabsf(p1[0] - x[0] / 0.75f) < 1e-6f);
 
         free(x), free(w), free(dout), free(dx1), free(dw1), free(dx2), free(dw2), free(g1), free(u1), free(g2), free(u2);
         free(ids), free(e1), free(e2), free(p1), free(p2), free(m1), free(v1), free(m2), free(v2);
@@ -346,7 +357,7 @@ int main(void) {
         CHECK_OK(dsm_backend_open(names[i], 2, &be, &err), &err);
         if (!be) continue;
         CHECK(be->linear_backward && be->embedding_backward && be->rmsnorm_backward && be->rope_backward &&
-              be->attention_backward && be->swiglu_backward && be->cross_entropy && be->sumsq && be->adamw && be->sgd && be->scale);
+              be->attention_backward && be->swiglu_backward && be->cross_entropy && be->sumsq && be->adamw && be->sgd && be->scale && be->dropout);
         test_linear_backward(be);
         test_rowwise_backward(be);
         test_attention_backward(be);
