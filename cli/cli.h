@@ -70,8 +70,10 @@ int cmd_export(int argc, char **argv);
 int cmd_check_answer(int argc, char **argv); /* check-answer */
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
-int cmd_train(int argc, char **argv);  /* train sft */
+int cmd_train(int argc, char **argv);  /* train sft | train merge-lora */
+int cmd_train_merge_lora(int argc, char **argv); /* for `model merge-lora` too */
 int cmd_parse(int argc, char **argv);  /* parse generator|verifier|metaverifier */
 int cmd_vote(int argc, char **argv);
+int cmd_synth(int argc, char **argv);  /* synth problems|proof|check|analyze|sft|template */
 
 #endif

@@ -25,6 +25,7 @@ static const struct command commands[] = {
     {"tokenize", cmd_tokenize, "encode text to token ids (JSON)"},
     {"detokenize", cmd_detokenize, "decode token ids to text"},
     {"train", cmd_train, "fine-tune a model: train sft (AdamW/SGD, checkpoints, resume)"},
+    {"synth", cmd_synth, "the synthetic proof domain: problems, proofs, checks, analyses, SFT data"},
     {"parse", cmd_parse, "read a generator/verifier/metaverifier output as JSON (score, analysis, proof)"},
     {"vote", cmd_vote, "label a proof from its analyses and meta-verifications (the V2 vote)"},
 };

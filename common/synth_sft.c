@@ -187,15 +187,8 @@ int synth_sft_record(enum synth_role role, uint64_t seed, uint64_t index,
     if (len < 0) return dsm_errf(err, DSM_EINVAL, "item %llu: response does not fit", (unsigned long long)index);
 
     json_t *rec = json_object(), *meta = json_object();
-    if (!rec || !meta) {
-        json_decref(meta);
-        goto oom;
-    }
-    if (json_object_set_new(rec, "meta", meta)) goto oom; /* steals meta even when it fails */
-    /* meta is now borrowed from rec */
-    if (json_object_set_new(rec, "prompt", json_string(prompt)) ||
-        json_object_set_new(rec, "response", json_string(resp)) ||
-        json_object_set_new(meta, "role", json_string(synth_role_name(role))) ||
+    if (!rec || !meta) goto oom;
+    if (json_object_set_new(meta, "role", json_string(synth_role_name(role))) ||
         json_object_set_new(meta, "index", json_integer((json_int_t)index)) ||
         json_object_set_new(meta, "difficulty", json_integer(d)) ||
         json_object_set_new(meta, "problem", json_string(ptext)) ||
@@ -213,9 +206,16 @@ int synth_sft_record(enum synth_role role, uint64_t seed, uint64_t index,
             goto oom;
         if (role == SYNTH_ROLE_METAVERIFIER && json_object_set_new(meta, "ms", jnum(av.ms))) goto oom;
     }
+    if (json_object_set_new(rec, "prompt", json_string(prompt)) ||
+        json_object_set_new(rec, "response", json_string(resp)))
+        goto oom;
+    int bad = json_object_set_new(rec, "meta", meta); /* steals meta, even when it fails */
+    meta = NULL;
+    if (bad) goto oom;
     *out = rec;
     return DSM_OK;
 oom:
+    json_decref(meta);
     json_decref(rec);
     return dsm_errf(err, DSM_ENOMEM, "out of memory building SFT record %llu", (unsigned long long)index);
 }
