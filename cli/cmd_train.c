@@ -339,12 +339,45 @@ static int train_sft(int argc, char **argv) {
     return run_sft(&a);
 }
 
+int cmd_train_merge_lora(int argc, char **argv) {
+    const char *model = NULL, *adapter = NULL, *out = NULL;
+    const struct cli_opt opts[] = {
+        {"--model", CLI_STR, &model, "DIR", "base model directory (required)"},
+        {"--adapter", CLI_STR, &adapter, "DIR", "LoRA adapter directory, PEFT layout (required)"},
+        {"--out", CLI_STR, &out, "DIR", "output model directory (required)"},
+    };
+    const struct cli_cmd_spec spec = {"merge-lora", "--model DIR --adapter DIR --out DIR",
+                                      "Write a model whose weights are W + (alpha/r) B A for every adapted matrix:\n"
+                                      "the base model with the LoRA adapter merged in (float32, HF layout).",
+                                      opts, DSM_ARRAY_LEN(opts), 0};
+    int rc = cli_parse(&spec, argc, argv, NULL, 0, NULL);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!model || !adapter || !out) return cli_usage_error(spec.name, "--model, --adapter and --out are required");
+    struct dsm_err err = {0};
+    struct dsm_backend *be = NULL;
+    struct dsm_model *m = NULL;
+    struct dsm_lora *lo = NULL;
+    struct dsm_model_opts mo = {.max_tokens = 1, .max_seq = 1, .wdtype = DSM_DT_F32};
+    if ((rc = dsm_backend_open("cpu", 0, &be, &err)) || (rc = dsm_model_load(model, be, &mo, &m, &err)) ||
+        (rc = dsm_lora_load(m, adapter, &lo, &err)) || (rc = dsm_lora_merge(lo, &err)) ||
+        (rc = dsm_ckpt_write_weights(out, model, m, &err)))
+        rc = cli_fail(spec.name, &err);
+    else
+        fprintf(stderr, "dsm merge-lora: wrote %s (%s merged into %s)\n", out, adapter, model);
+    dsm_lora_destroy(lo);
+    dsm_model_destroy(m);
+    dsm_backend_destroy(be);
+    return rc;
+}
+
 int cmd_train(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "sft")) return train_sft(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "merge-lora")) return cmd_train_merge_lora(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: dsm train sft [options]\n  sft   supervised fine-tuning on JSONL records\n");
+        printf("usage: dsm train sft|merge-lora [options]\n  sft         supervised fine-tuning on JSONL records\n"
+               "  merge-lora  merge a LoRA adapter into its base model\n");
         return 0;
     }
-    fprintf(stderr, "dsm train: expected 'sft'%s%s (try 'dsm train --help')\n", argc >= 2 ? ", got " : "", argc >= 2 ? argv[1] : "");
+    fprintf(stderr, "dsm train: expected 'sft' or 'merge-lora'%s%s (try 'dsm train --help')\n", argc >= 2 ? ", got " : "", argc >= 2 ? argv[1] : "");
     return 2;
 }

@@ -218,9 +218,7 @@ fail:
     return rc;
 }
 
-int dsm_ckpt_write_model(const char *dir, const char *src_dir, struct dsm_train *t, struct dsm_err *err) {
-    struct dsm_model *m = dsm_train_model(t);
-    struct dsm_lora *lora = dsm_train_lora(t);
+static int write_dir(const char *dir, const char *src_dir, struct dsm_model *m, struct dsm_lora *lora, struct dsm_err *err) {
     char src[4200], path[4200];
     if (strlen(dir) > 4000 || strlen(src_dir) > 4000) return dsm_errf(err, DSM_EINVAL, "path too long");
     int rc = dsm_mkdir_p(dir, err);
@@ -233,6 +231,14 @@ int dsm_ckpt_write_model(const char *dir, const char *src_dir, struct dsm_train 
     if (lora) return dsm_lora_save(lora, dir, src_dir, err);
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     return write_model(path, m, err);
+}
+
+int dsm_ckpt_write_model(const char *dir, const char *src_dir, struct dsm_train *t, struct dsm_err *err) {
+    return write_dir(dir, src_dir, dsm_train_model(t), dsm_train_lora(t), err);
+}
+
+int dsm_ckpt_write_weights(const char *dir, const char *src_dir, struct dsm_model *m, struct dsm_err *err) {
+    return write_dir(dir, src_dir, m, NULL, err);
 }
 
 /* Upload "exp_avg.<name>" and "exp_avg_sq.<name>" of every tensor of o from path. */

@@ -44,6 +44,12 @@ int dsm_ckpt_save(const char *dir, const char *src_dir, struct dsm_train *t, str
  * final model of a run. Errors: DSM_EIO naming the file. */
 int dsm_ckpt_write_model(const char *dir, const char *src_dir, struct dsm_train *t, struct dsm_err *err);
 
+/* Write model m's weights (model.safetensors, float32) and the config/tokenizer/generation files
+ * of src_dir into dir (created; each file atomic): a plain HF model directory, e.g. after
+ * dsm_lora_merge. */
+struct dsm_model;
+int dsm_ckpt_write_weights(const char *dir, const char *src_dir, struct dsm_model *m, struct dsm_err *err);
+
 /* Restore o's moments from dir/optimizer.safetensors (o may be NULL or SGD: nothing to do) onto
  * be and read dir/trainer_state.json into *state. The weights come from loading dir as the model
  * (or its adapter with dsm_lora_load). Errors name

