@@ -235,6 +235,15 @@ enum role_fail role_score_box(struct role_span s, double *score, char *box, size
     return role_score_parse(tmp, m, score) == 0 ? ROLE_OK : ROLE_FAIL_BAD_SCORE;
 }
 
+struct role_span role_between(struct role_span marker, const char *end, int end_is_marker) {
+    const char *a = marker.p + marker.n;
+    while (marker.n && a < end && *a == '*') a++; /* the closing ** of a bold marker */
+    const char *z = end;
+    while (z > a && is_blank(z[-1])) z--;
+    while (end_is_marker && z > a && z[-1] == '*') z--; /* the opening ** of a bold marker at end */
+    return role_trim((struct role_span){a, (size_t)(z - a)});
+}
+
 enum role_fail role_parse_analysis(struct role_span s, const char *const *begin,
                                    const char *const *score_markers, struct role_span *analysis,
                                    double *score, char *box, size_t box_cap) {
@@ -246,11 +255,11 @@ enum role_fail role_parse_analysis(struct role_span s, const char *const *begin,
     role_find_markers(s, needles, 2, first, last);
     const char *end = s.p ? s.p + s.n : NULL;
     struct role_span b = first[0], m = last[1];
-    if (b.p) *analysis = role_trim((struct role_span){b.p + b.n, (size_t)(end - (b.p + b.n))});
+    if (b.p) *analysis = role_between(b, end, 0);
     if (!b.p) return ROLE_FAIL_NO_BEGIN_MARKER;
     if (!m.p) return ROLE_FAIL_NO_SCORE_MARKER;
     if (m.p < b.p + b.n) return ROLE_FAIL_MARKER_ORDER;
-    *analysis = role_trim((struct role_span){b.p + b.n, (size_t)(m.p - (b.p + b.n))});
+    *analysis = role_between(b, m.p, 1);
     if (analysis->n == 0) return ROLE_FAIL_EMPTY_ANALYSIS;
     return role_score_box((struct role_span){m.p + m.n, (size_t)(end - (m.p + m.n))}, score, box, box_cap);
 }

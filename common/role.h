@@ -89,6 +89,10 @@ enum role_fail role_score_box(struct role_span s, double *score, char *box, size
  * with *score set, -1 otherwise ("2", "1.5", ".5", "1/2", "\frac{1}{2}", "-0", "one", "1.", ""). */
 int role_score_parse(const char *s, size_t n, double *score);
 
+/* The text after marker up to end, trimmed, without the "**" closing a bold marker (when marker
+ * is not empty) or opening one at end (when end_is_marker). */
+struct role_span role_between(struct role_span marker, const char *end, int end_is_marker);
+
 /* Read a verifier-style analysis in s: the first analysis marker (any spelling in begin), the last
  * score marker (any spelling in score_markers) after it, the analysis between them (trimmed,
  * non-empty) and the score as the last non-empty box after the score marker (role_score_box).

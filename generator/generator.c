@@ -133,10 +133,12 @@ void gen_parse(const char *text, size_t len, int truncated, struct gen_parsed *o
                 const char *const *needles[2] = {begin_markers, score_markers};
                 struct role_span first[2], last[2];
                 role_find_markers(out->self_evaluation, needles, 2, first, last);
-                const char *a = out->self_evaluation.p, *z = a + out->self_evaluation.n;
-                if (first[0].p && (!last[1].p || last[1].p >= first[0].p + first[0].n)) a = first[0].p + first[0].n;
-                if (last[1].p && last[1].p >= a) z = last[1].p;
-                out->analysis = role_trim((struct role_span){a, (size_t)(z - a)});
+                struct role_span from = {out->self_evaluation.p, 0};
+                const char *z = from.p + out->self_evaluation.n;
+                if (first[0].p && (!last[1].p || last[1].p >= first[0].p + first[0].n)) from = first[0];
+                int at_marker = last[1].p && last[1].p >= from.p + from.n;
+                if (at_marker) z = last[1].p;
+                out->analysis = role_between(from, z, at_marker);
                 if (out->proof.n == 0) f = ROLE_FAIL_EMPTY_PROOF;
                 else f = role_score_box(out->self_evaluation, &out->self_score, out->box, sizeof out->box);
             }

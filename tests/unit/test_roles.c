@@ -108,6 +108,12 @@ static void test_verifier(void) {
     VER(VB "\n" VS " \\boxed{1}", ROLE_FAIL_EMPTY_ANALYSIS, ROLE_NO_SCORE);
     VER(VB "\nx\n" VS " \\boxed{0}\nOn reflection:\n" VS " \\boxed{0.5}", ROLE_OK, 0.5);
     VER(VB "\nx\n" VS " \\boxed{0}\nOn reflection:\n" VS " nothing", ROLE_FAIL_NO_BOX, ROLE_NO_SCORE);
+    {
+        struct ver_parsed b;
+        const char *t = "**" VB "**\n*Step 1* holds.\n\n**" VS "** \\boxed{1}";
+        ver_parse(t, strlen(t), 0, &b);
+        CHECK(b.fail == ROLE_OK && span_is(b.analysis, "*Step 1* holds.")); /* bold markers leave no ** behind */
+    }
     /* markers inside fenced code blocks do not count; boxes anywhere after the marker do */
     VER("```\n" VB "\nx\n" VS " \\boxed{1}\n```\n", ROLE_FAIL_NO_BEGIN_MARKER, ROLE_NO_SCORE);
     VER("The format is:\n```text\n" VB "\n...\n" VS " \\boxed{1}\n```\n" VB "\nreal analysis\n" VS " \\boxed{0}",
@@ -202,6 +208,8 @@ static void test_generator(void) {
     /* the self-evaluation's markers are read when present, not required */
     p = GEN("## Solution\nP.\n## Self Evaluation\nLooks right. \\boxed{1}", ROLE_OK, 1);
     CHECK(span_is(p.analysis, "Looks right. \\boxed{1}"));
+    p = GEN("## Solution\nP.\n## Self Evaluation\n*All* steps hold **", ROLE_FAIL_NO_BOX, ROLE_NO_SCORE);
+    CHECK(span_is(p.analysis, "*All* steps hold **"));
     p = GEN("## Solution\nP.\n## Self Evaluation\nLooks right.\n" VS2 " \\boxed{1}", ROLE_OK, 1);
     CHECK(span_is(p.analysis, "Looks right."));
     /* missing or misplaced sections */
