@@ -206,6 +206,13 @@ static int run_sft(struct sft_args *a) {
              a->model, dsm_config_n_params(&cfg), data.n, eval.n, total, a->batch, a->accum, act_b / 1e6,
              a->recompute ? " (recompute)" : "", grad_b / 1e6);
 
+    if (eval.n && cs.step == 0) { /* the starting point of the eval curve */
+        double el;
+        if ((rc = eval_loss(t, &eval, a->batch, a->max_len, &el, &err))) goto fail;
+        fprintf(mf, "{\"step\": 0, \"eval_loss\": %.6f, \"eval_records\": %d}\n", el, eval.n);
+        fflush(mf);
+        LOG_INFO("step 0: eval loss %.4f over %d records", el, eval.n);
+    }
     int tty = isatty(2) && !a->quiet;
     long log_every = tty ? 1 : (total / 50 > 1 ? total / 50 : 1);
     double t_run = dsm_now();
