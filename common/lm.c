@@ -1,6 +1,8 @@
 /* lm.c - the lm interface: argument checks, results, and dispatch to native or http; see lm.h. */
 #include "common/lm.h"
 
+#include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,3 +80,21 @@ void lm_destroy(struct dsm_lm *lm) {
 const char *lm_kind(const struct dsm_lm *lm) { return lm->vt->kind; }
 
 const char *lm_model_name(const struct dsm_lm *lm) { return lm->vt->model_name(lm); }
+
+void lm_set_cancel(struct dsm_lm *lm, const volatile int *flag) { lm->cancel = flag; }
+
+/* A float setting as the double of its shortest decimal form (0.7f -> 0.7, not 0.699999988). */
+static double setting(float f) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", (double)f);
+    return strtod(buf, NULL);
+}
+
+json_t *lm_provenance_json(const struct dsm_lm *lm, const struct lm_settings *s, const char *template_id) {
+    json_t *stop = json_array();
+    for (int i = 0; stop && i < s->n_stop; i++) json_array_append_new(stop, json_string(s->stop[i]));
+    return json_pack("{s:s, s:s, s:o, s:i, s:f, s:f, s:i, s:i, s:I, s:o}", "backend", lm_kind(lm), "model",
+                     lm_model_name(lm), "prompt", template_id ? json_string(template_id) : json_null(), "n", s->n,
+                     "temperature", setting(s->temperature), "top_p", setting(s->top_p), "top_k", s->top_k, "max_tokens",
+                     s->max_tokens, "seed", (json_int_t)s->seed, "stop", stop ? stop : json_null());
+}

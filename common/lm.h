@@ -75,6 +75,7 @@ struct lm_result {
     long prompt_tokens;      /* as counted by the engine or reported by the server; -1 unknown */
     long completion_tokens;
     int attempts;            /* http: requests sent for it (retries included); native: 1 */
+    int cancelled;           /* 1 when lm_set_cancel's flag cut this request short */
     double seconds;          /* wall time from the first send to the last byte */
 };
 
@@ -87,6 +88,21 @@ void lm_result_free(struct lm_result *r);
  * is zeroed. Otherwise DSM_OK, with per-request status. */
 int lm_sample(struct dsm_lm *lm, const struct lm_request *reqs, int nreq, struct lm_result *results,
               struct dsm_err *err);
+
+/* Cancellation for a clean shutdown (a service's SIGTERM): once *flag is non-zero, http
+ * transfers in progress are aborted, nothing is retried or sent any more, and native runs stop
+ * at the next finished completion (the engine has no finer hook). Requests cut short fail with
+ * status DSM_EIO, `cancelled` set and the message "cancelled". flag is borrowed (a
+ * `volatile sig_atomic_t` a signal handler sets is typical); NULL turns it off. Set it before
+ * calling lm_sample, not during. */
+void lm_set_cancel(struct dsm_lm *lm, const volatile int *flag);
+
+/* The sampling provenance of one request as a new JSON object, for a row's `sampling` column:
+ * {"backend", "model", "prompt" (template_id, may be NULL), "n", "temperature", "top_p", "top_k",
+ * "max_tokens", "seed", "stop"}; temperature and top_p as their shortest decimals (0.7, not
+ * 0.699999988). NULL when out of memory. */
+struct json_t;
+struct json_t *lm_provenance_json(const struct dsm_lm *lm, const struct lm_settings *s, const char *template_id);
 
 /* ---- opening ----------------------------------------------------------------------------- */
 
@@ -143,6 +159,7 @@ struct lm_vtable {
 /* Every implementation's handle starts with this. */
 struct dsm_lm {
     const struct lm_vtable *vt;
+    const volatile int *cancel; /* lm_set_cancel; NULL = never */
 };
 
 #endif

@@ -86,6 +86,13 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *user) {
     return n;
 }
 
+static int cancelled(const struct lm_http *h) { return h->base.cancel && *h->base.cancel; }
+
+/* Progress callback: a non-zero return aborts the transfer (CURLE_ABORTED_BY_CALLBACK). */
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {
+    return cancelled(user);
+}
+
 static void slot_take(struct lm_http *h) {
     pthread_mutex_lock(&h->mu);
     while (h->in_flight >= h->concurrency) pthread_cond_wait(&h->cv, &h->mu);
@@ -167,6 +174,13 @@ static int http_exchange(struct lm_http *h, const char *url, const char *body, u
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, h->connect_timeout_ms);
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms);
         curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, h);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        if (cancelled(h)) {
+            rc = dsm_errf(err, DSM_EIO, "cancelled");
+            break;
+        }
         slot_take(h);
         CURLcode cc = curl_easy_perform(c);
         slot_give(h);
@@ -177,6 +191,11 @@ static int http_exchange(struct lm_http *h, const char *url, const char *body, u
         if (cc == CURLE_OK && status >= 200 && status < 300) {
             *resp = b.p ? b.p : strdup("");
             rc = *resp ? DSM_OK : dsm_errf(err, DSM_ENOMEM, "out of memory");
+            break;
+        }
+        if (cc == CURLE_ABORTED_BY_CALLBACK || cancelled(h)) {
+            free(b.p);
+            rc = dsm_errf(err, DSM_EIO, "cancelled");
             break;
         }
         if (cc != CURLE_OK) {
@@ -202,7 +221,7 @@ static int http_exchange(struct lm_http *h, const char *url, const char *body, u
         double wait = retry_after >= 0 ? retry_after : h->backoff_s * pow(2.0, attempt) * jitter(rng);
         if (wait > h->backoff_max_s) wait = h->backoff_max_s;
         LOG_DEBUG("retry %d in %.2f s: %s", attempt + 1, wait, err ? err->msg : "");
-        sleep_s(wait);
+        for (double slept = 0; slept < wait && !cancelled(h); slept += 0.05) sleep_s(wait - slept < 0.05 ? wait - slept : 0.05);
     }
     curl_slist_free_all(hdr);
     curl_easy_cleanup(c);
@@ -350,6 +369,7 @@ done:
         lm_result_free(r);
         r->status = rc;
         r->attempts = attempts;
+        r->cancelled = cancelled(h);
         snprintf(r->error, sizeof r->error, "%s", e.msg);
     }
 }

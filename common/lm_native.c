@@ -31,11 +31,17 @@ struct collect {
     struct lm_result *results;
     const struct lm_request *reqs;
     const int *map;
-    int failed; /* out of memory while copying */
+    const volatile int *cancel;
+    int failed;    /* out of memory while copying */
+    int cancelled; /* stopped by the cancel flag */
 };
 
 static int on_completion(void *user, const struct dsm_completion *c) {
     struct collect *k = user;
+    if (k->cancel && *k->cancel) {
+        k->cancelled = 1;
+        return 1;
+    }
     int i = k->map[c->request];
     struct lm_result *r = &k->results[i];
     struct lm_completion *o = &r->c[c->sample];
@@ -112,18 +118,22 @@ static int native_sample(struct dsm_lm *base, const struct lm_request *reqs, int
         map[ng++] = i;
     }
     if (ng > 0) {
-        struct collect k = {results, reqs, map, 0};
+        struct collect k = {results, reqs, map, base->cancel, 0, 0};
         struct dsm_err e = {0};
         double t0 = dsm_now();
         pthread_mutex_lock(&lm->mu);
-        int st = dsm_engine_run(lm->eng, gr, ng, on_completion, &k, &e);
+        int st = base->cancel && *base->cancel ? DSM_EIO : DSM_OK;
+        if (st) k.cancelled = 1;
+        else st = dsm_engine_run(lm->eng, gr, ng, on_completion, &k, &e);
         pthread_mutex_unlock(&lm->mu);
         double dt = dsm_now() - t0;
         if (k.failed) st = dsm_errf(&e, DSM_ENOMEM, "out of memory copying completions");
+        if (k.cancelled) st = dsm_errf(&e, DSM_EIO, "cancelled");
         for (int g = 0; g < ng; g++) {
             struct lm_result *r = &results[map[g]];
             if (st) fail_result(r, st, e.msg);
             else r->seconds = dt;
+            r->cancelled = k.cancelled;
         }
     }
 done:

@@ -428,6 +428,77 @@ static void test_key_timeout_refused(void) {
     CHECK(lm_open("grpc:x", &o, &lm, &err) == DSM_EINVAL);
 }
 
+struct bg_call {
+    struct dsm_lm *lm;
+    struct lm_request q;
+    struct lm_result r;
+};
+
+static void *bg_sample(void *arg) {
+    struct bg_call *b = arg;
+    struct dsm_err err = {0};
+    lm_sample(b->lm, &b->q, 1, &b->r, &err);
+    return NULL;
+}
+
+/* lm_set_cancel: an in-flight transfer is aborted, a backoff wait is cut short, nothing new is sent. */
+static void test_cancel(void) {
+    struct lm_open_opts o = fast_opts();
+    o.backoff_s = 5;
+    o.backoff_max_s = 5;
+    struct dsm_lm *lm = open_lm(&o);
+    if (!lm) return;
+    volatile int stop = 0;
+    lm_set_cancel(lm, &stop);
+    struct scripted s[] = {{200, "{}", NULL, 3000}};
+    script(s, 1);
+    struct bg_call b = {lm, req(1), {0}};
+    pthread_t t;
+    double t0 = dsm_now();
+    CHECK(pthread_create(&t, NULL, bg_sample, &b) == 0);
+    usleep(150 * 1000);
+    stop = 1;
+    pthread_join(t, NULL);
+    double dt = dsm_now() - t0;
+    CHECK_MSG(b.r.status == DSM_EIO && b.r.cancelled && strstr(b.r.error, "cancelled") && dt < 2.0,
+              "cancel in flight: status %d cancelled %d after %.2f s: %s", b.r.status, b.r.cancelled, dt, b.r.error);
+    lm_result_free(&b.r);
+    /* during a retry wait (429 with a 5 s backoff) */
+    stop = 0;
+    struct scripted s2[] = {{429, "{}", NULL, 0}};
+    script(s2, 1);
+    b = (struct bg_call){lm, req(1), {0}};
+    t0 = dsm_now();
+    CHECK(pthread_create(&t, NULL, bg_sample, &b) == 0);
+    usleep(200 * 1000);
+    stop = 1;
+    pthread_join(t, NULL);
+    dt = dsm_now() - t0;
+    CHECK_MSG(b.r.cancelled && b.r.attempts == 1 && dt < 1.5, "cancel in backoff: %d attempts after %.2f s", b.r.attempts, dt);
+    lm_result_free(&b.r);
+    /* already set: nothing is sent */
+    script(NULL, 0);
+    struct lm_request q = req(1);
+    struct lm_result r;
+    struct dsm_err err = {0};
+    CHECK_OK(lm_sample(lm, &q, 1, &r, &err), &err);
+    CHECK(r.cancelled && r.status == DSM_EIO && srv.requests == 0);
+    lm_result_free(&r);
+    /* provenance for a row's sampling column */
+    static const char *const stops[] = {"END"};
+    q.s.stop = stops;
+    q.s.n_stop = 1;
+    json_t *pj = lm_provenance_json(lm, &q.s, "verify.v1@0123456789ab");
+    char *ps = pj ? json_dumps(pj, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(15)) : NULL;
+    CHECK_MSG(ps && !strcmp(ps, "{\"backend\":\"http\",\"max_tokens\":77,\"model\":\"m1\",\"n\":1,\"prompt\":"
+                                "\"verify.v1@0123456789ab\",\"seed\":1234,\"stop\":[\"END\"],\"temperature\":0.7,"
+                                "\"top_k\":0,\"top_p\":0.95}"),
+              "%s", ps ? ps : "(null)");
+    free(ps);
+    json_decref(pj);
+    lm_destroy(lm);
+}
+
 static void test_discovery_and_latency(int port) {
     struct lm_open_opts o = fast_opts();
     o.model = NULL;
@@ -467,6 +538,7 @@ int main(void) {
     test_retries();
     test_concurrency();
     test_key_timeout_refused();
+    test_cancel();
     test_discovery_and_latency(port);
     MHD_stop_daemon(d);
     json_decref(srv.bodies);

@@ -84,6 +84,12 @@ int main(void) {
     }
     lm_result_free(&vr);
     free(prompt);
+    /* cancelled before the run: every request fails as cancelled, nothing is generated */
+    volatile int stop = 1;
+    lm_set_cancel(lm, &stop);
+    CHECK_OK(lm_sample(lm, &q[1], 1, &vr, &err), &err);
+    CHECK(vr.status == DSM_EIO && vr.cancelled && vr.c == NULL);
+    lm_result_free(&vr);
     lm_destroy(lm);
 
     /* opening errors name the problem */
