@@ -74,6 +74,7 @@ int cmd_train(int argc, char **argv);  /* train sft | train merge-lora */
 int cmd_train_merge_lora(int argc, char **argv); /* for `model merge-lora` too */
 int cmd_parse(int argc, char **argv);  /* parse generator|verifier|metaverifier */
 int cmd_vote(int argc, char **argv);
+int cmd_role(int argc, char **argv);   /* role prompt|sample (a model role without the store) */
 int cmd_synth(int argc, char **argv);  /* synth problems|proof|check|analyze|sft|template */
 
 #endif

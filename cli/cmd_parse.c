@@ -7,14 +7,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/role_json.h"
 #include "common/role.h"
 #include "common/tokenizer.h"
 #include "common/util.h"
 #include "generator/generator.h"
 #include "metaverifier/metaverifier.h"
 #include "verifier/verifier.h"
-
-enum which { W_GENERATOR, W_VERIFIER, W_METAVERIFIER };
 
 static int read_stream(FILE *f, const char *what, char **out, size_t *len, struct dsm_err *err) {
     size_t cap = 1 << 16, n = 0;
@@ -43,12 +42,19 @@ static int read_stream(FILE *f, const char *what, char **out, size_t *len, struc
     return DSM_OK;
 }
 
+int role_which_parse(const char *name, enum role_which *w) {
+    if (!strcmp(name, "generator")) *w = W_GENERATOR;
+    else if (!strcmp(name, "verifier")) *w = W_VERIFIER;
+    else if (!strcmp(name, "metaverifier")) *w = W_METAVERIFIER;
+    else return -1;
+    return 0;
+}
+
 static json_t *span_json(struct role_span s) { return s.p ? json_stringn(s.p, s.n) : json_null(); }
 static json_t *score_json(double s) { return s == ROLE_NO_SCORE ? json_null() : json_real(s); }
 static json_t *fail_json(enum role_fail f) { return f == ROLE_OK ? json_null() : json_string(role_fail_name(f)); }
 
-/* The JSON for one output (new reference), or NULL when out of memory. */
-static json_t *parse_one(enum which w, const char *text, size_t len, int truncated) {
+json_t *role_output_json(enum role_which w, const char *text, size_t len, int truncated) {
     json_t *o = NULL;
     if (w == W_GENERATOR) {
         struct gen_parsed p;
@@ -86,7 +92,7 @@ static int emit(json_t *o, int pretty, struct dsm_err *err) {
 }
 
 /* --jsonl: each line a JSON string (the output) or {"text": ..., "finish_reason": ...}. */
-static int parse_lines(enum which w, char *buf, size_t len, const char *what, int pretty, struct dsm_err *err) {
+static int parse_lines(enum role_which w, char *buf, size_t len, const char *what, int pretty, struct dsm_err *err) {
     int line = 0;
     char *save = NULL;
     for (char *l = buf; l && l < buf + len; l = save) {
@@ -106,7 +112,7 @@ static int parse_lines(enum which w, char *buf, size_t len, const char *what, in
                             "\"stop\"|\"length\"}", what, line);
         }
         int truncated = json_is_string(f) && strcmp(json_string_value(f), "stop") != 0;
-        int rc = emit(parse_one(w, json_string_value(t), json_string_length(t), truncated), pretty, err);
+        int rc = emit(role_output_json(w, json_string_value(t), json_string_length(t), truncated), pretty, err);
         json_decref(j);
         if (rc) return rc;
     }
@@ -133,11 +139,8 @@ int cmd_parse(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, pos, 1, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     if (npos != 1) return cli_usage_error(spec.name, "name the role: generator, verifier or metaverifier");
-    enum which w;
-    if (!strcmp(pos[0], "generator")) w = W_GENERATOR;
-    else if (!strcmp(pos[0], "verifier")) w = W_VERIFIER;
-    else if (!strcmp(pos[0], "metaverifier")) w = W_METAVERIFIER;
-    else return cli_usage_error(spec.name, "unknown role '%s' (generator, verifier or metaverifier)", pos[0]);
+    enum role_which w;
+    if (role_which_parse(pos[0], &w)) return cli_usage_error(spec.name, "unknown role '%s' (generator, verifier or metaverifier)", pos[0]);
     if (strcmp(finish, "stop") && strcmp(finish, "length"))
         return cli_usage_error(spec.name, "--finish must be stop or length (got '%s')", finish);
     if (jsonl && strcmp(finish, "stop"))
@@ -155,7 +158,7 @@ int cmd_parse(int argc, char **argv) {
     } else if ((rc = tok_utf8_check(buf, len, &err))) {
         dsm_err_prefix(&err, rc, "%s is not valid UTF-8", what);
     } else {
-        rc = emit(parse_one(w, buf, len, strcmp(finish, "stop") != 0), pretty, &err);
+        rc = emit(role_output_json(w, buf, len, strcmp(finish, "stop") != 0), pretty, &err);
     }
     free(buf);
     return rc ? cli_fail(spec.name, &err) : 0;

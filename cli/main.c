@@ -28,6 +28,7 @@ static const struct command commands[] = {
     {"synth", cmd_synth, "the synthetic proof domain: problems, proofs, checks, analyses, SFT data"},
     {"parse", cmd_parse, "read a generator/verifier/metaverifier output as JSON (score, analysis, proof)"},
     {"vote", cmd_vote, "label a proof from its analyses and meta-verifications (the V2 vote)"},
+    {"role", cmd_role, "a model role without the store: role prompt|sample (check a backend)"},
 };
 
 static void usage(FILE *f) {
