@@ -52,6 +52,10 @@ struct dsm_train {
     float *attn_scratch;
     int32_t *ids_dev, *pos_dev, *tgt_dev; /* (N) */
     float *logp_host;        /* (LOGIT_CHUNK) */
+    int32_t *tgt_host;       /* (max_rows) the shifted targets of the current batch */
+    int32_t *rows_host;      /* (max_rows) rows with a target, when some are masked */
+    float *xg, *dxg;         /* (LOGIT_CHUNK, C) gathered rows of xn and their gradient */
+    int32_t *tgc_dev;        /* (LOGIT_CHUNK) targets of the gathered rows */
     /* LoRA (NULL when full fine-tuning) */
     struct dsm_lora *lora;
     int r;
@@ -171,6 +175,9 @@ static size_t carve(struct dsm_train *t, char *base) {
     TAKE(t->dff, N * F);
     TAKE(t->dup, N * F);
     TAKE(t->logits, (size_t)LOGIT_CHUNK * V);
+    TAKE(t->xg, (size_t)LOGIT_CHUNK * C);
+    TAKE(t->dxg, (size_t)LOGIT_CHUNK * C);
+    TAKE(t->tgc_dev, LOGIT_CHUNK);
     TAKE(t->logp, LOGIT_CHUNK);
     TAKE(t->attn_scratch, t->be->attention_scratch(t->be, t->seq, t->seq, c->n_heads));
     if (t->lora) {
@@ -228,8 +235,10 @@ int dsm_train_create(struct dsm_model *m, const struct dsm_train_opts *opts, str
     t->xres = dsm_calloc((size_t)L + 1, sizeof *t->xres, err);
     t->la = dsm_calloc((size_t)L, sizeof *t->la, err);
     t->logp_host = dsm_calloc(LOGIT_CHUNK, sizeof(float), err);
+    t->tgt_host = dsm_calloc((size_t)t->rows, sizeof(int32_t), err);
+    t->rows_host = dsm_calloc((size_t)t->rows, sizeof(int32_t), err);
     int rc = DSM_ENOMEM;
-    if (!t->g || !t->xres || !t->la || !t->logp_host) goto fail;
+    if (!t->g || !t->xres || !t->la || !t->logp_host || !t->tgt_host || !t->rows_host) goto fail;
     if ((rc = alloc_grads(t, err))) goto fail;
     t->abytes = carve(t, NULL);
     t->aslab = be->alloc(be, t->abytes);
@@ -253,6 +262,7 @@ void dsm_train_destroy(struct dsm_train *t) {
     t->be->free(t->be, t->aslab);
     t->be->free(t->be, t->lgslab);
     free(t->g), free(t->xres), free(t->la), free(t->logp_host), free(t->lg), free(t->lu);
+    free(t->tgt_host), free(t->rows_host);
     free(t);
 }
 
@@ -460,6 +470,7 @@ static int upload_batch(struct dsm_train *t, const int32_t *ids, const int32_t *
     t->be->upload(t->be, t->ids_dev, ids, sizeof(int32_t) * N);
     t->be->upload(t->be, t->pos_dev, pos, sizeof(int32_t) * N);
     t->be->upload(t->be, t->tgt_dev, tgt, sizeof(int32_t) * N);
+    memcpy(t->tgt_host, tgt, sizeof(int32_t) * N);
     free(host);
     return DSM_OK;
 }
@@ -473,13 +484,52 @@ static void forward_layers(struct dsm_train *t, int B, int T) {
     be->rmsnorm(be, t->xn, t->xres[c->n_layers], W(DSM_P_NORM, 0), N, C, c->rms_norm_eps);
 }
 
+/* Loss over only the rows with a target (prompt rows of SFT batches cost no logits): rows are
+ * gathered LOGIT_CHUNK at a time into xg, and their gradient scattered back into t->dh (zero
+ * elsewhere). Same per-row arithmetic as the dense path. */
+static int loss_gathered(struct dsm_train *t, int N, int kept, float grad_scale, int backward, double *nll,
+                         struct dsm_err *err) {
+    const struct dsm_model_config *c = &t->m->cfg;
+    struct dsm_backend *be = t->be;
+    int C = c->hidden_size, V = c->vocab_size;
+    size_t row = sizeof(float) * (size_t)C;
+    int32_t tg[LOGIT_CHUNK];
+    if (backward) be->zero(be, t->dh, row * (size_t)N);
+    for (int k0 = 0; k0 < kept; k0 += LOGIT_CHUNK) {
+        int n = kept - k0 < LOGIT_CHUNK ? kept - k0 : LOGIT_CHUNK;
+        for (int i = 0; i < n; i++) {
+            int r = t->rows_host[k0 + i];
+            be->copy(be, t->xg + (size_t)i * C, t->xn + (size_t)r * C, row);
+            tg[i] = t->tgt_host[r];
+        }
+        be->upload(be, t->tgc_dev, tg, sizeof(int32_t) * (size_t)n);
+        be->linear(be, t->logits, t->xg, W(DSM_P_LM_HEAD, 0), DSM_DT_F32, NULL, n, V, C);
+        be->cross_entropy(be, t->logp, backward ? t->logits : NULL, t->logits, t->tgc_dev, n, V, grad_scale);
+        if (backward) {
+            be->linear_backward(be, t->dxg, G(DSM_P_LM_HEAD, 0), NULL, t->logits, t->xg, W(DSM_P_LM_HEAD, 0), DSM_DT_F32, n,
+                                V, C, 0);
+            for (int i = 0; i < n; i++) be->copy(be, t->dh + (size_t)t->rows_host[k0 + i] * C, t->dxg + (size_t)i * C, row);
+        }
+        be->download(be, t->logp_host, t->logp, sizeof(float) * (size_t)n);
+        for (int i = 0; i < n; i++) *nll -= t->logp_host[i];
+    }
+    return be->sync(be, err);
+}
+
 /* Logits and cross-entropy chunk by chunk; logp of each row goes to out (host, N) when not NULL,
- * else is summed into *nll over kept rows; with backward, d xn is written into t->dh. */
+ * else is summed into *nll over kept rows; with backward, d xn is written into t->dh. When at
+ * most 3/4 of the rows have a target (and out is NULL), only those rows are computed. */
 static int loss_chunks(struct dsm_train *t, int N, float grad_scale, int backward, float *out, double *nll,
                        struct dsm_err *err) {
     const struct dsm_model_config *c = &t->m->cfg;
     struct dsm_backend *be = t->be;
     int C = c->hidden_size, V = c->vocab_size;
+    if (!out) {
+        int kept = 0;
+        for (int r = 0; r < N; r++)
+            if (t->tgt_host[r] >= 0) t->rows_host[kept++] = r;
+        if (4 * kept <= 3 * N) return loss_gathered(t, N, kept, grad_scale, backward, nll, err);
+    }
     for (int r0 = 0; r0 < N; r0 += LOGIT_CHUNK) {
         int n = N - r0 < LOGIT_CHUNK ? N - r0 : LOGIT_CHUNK;
         const float *xr = t->xn + (size_t)r0 * C;
