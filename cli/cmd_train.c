@@ -20,7 +20,7 @@
 #include "common/util.h"
 
 struct sft_args {
-    const char *model, *data, *out, *optim, *schedule, *resume, *device, *lora, *chat, *metrics;
+    const char *model, *data, *out, *optim, *schedule, *resume, *device, *lora, *chat, *metrics, *base_dtype;
     double lr, wd, max_grad_norm, eval_split, beta1, beta2, eps;
     int warmup, batch, accum, max_len, save_every, eval_every, threads, recompute, quiet, stop_after;
     long steps, seed;
@@ -154,6 +154,16 @@ static int run_sft(struct sft_args *a) {
     /* model, trainer, optimizer */
     if ((rc = dsm_backend_open(a->device, a->threads, &be, &err))) goto fail;
     struct dsm_model_opts mo = {.max_tokens = 1, .max_seq = a->max_len, .wdtype = DSM_DT_F32};
+    if (!strcmp(a->base_dtype, "bf16")) mo.wdtype = DSM_DT_BF16;
+    else if (!strcmp(a->base_dtype, "f16")) mo.wdtype = DSM_DT_F16;
+    else if (strcmp(a->base_dtype, "f32")) {
+        rc = cli_usage_error(cmd, "--base-dtype must be f32, bf16 or f16, not '%s'", a->base_dtype);
+        goto out;
+    }
+    if (mo.wdtype != DSM_DT_F32 && !a->lora) {
+        rc = cli_usage_error(cmd, "--base-dtype %s needs --lora (full fine-tuning keeps float32 master weights)", a->base_dtype);
+        goto out;
+    }
     /* full fine-tuning resumes the checkpoint's weights; LoRA the base model plus the checkpoint's adapter */
     if ((rc = dsm_model_load(resume_dir[0] && !a->lora ? resume_dir : a->model, be, &mo, &m, &err))) goto fail;
     if (a->lora) {
@@ -299,7 +309,7 @@ out:
 }
 
 static int train_sft(int argc, char **argv) {
-    struct sft_args a = {.optim = "adamw", .schedule = "cosine", .device = "cpu", .lr = 1e-4, .max_grad_norm = 1.0,
+    struct sft_args a = {.optim = "adamw", .schedule = "cosine", .device = "cpu", .base_dtype = "f32", .lr = 1e-4, .max_grad_norm = 1.0,
                          .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .batch = 1, .accum = 1, .max_len = 512, .seed = 42};
     const struct cli_opt opts[] = {
         {"--model", CLI_STR, &a.model, "DIR", "model directory to fine-tune (required)"},
@@ -324,6 +334,7 @@ static int train_sft(int argc, char **argv) {
         {"--save-every", CLI_INT, &a.save_every, "N", "write OUT/checkpoint-N every N steps (default: only at the end)"},
         {"--seed", CLI_LONG, &a.seed, "N", "data order and split seed (default 42)"},
         {"--resume", CLI_STR, &a.resume, "auto|DIR", "continue from a checkpoint (auto: the latest under --out)"},
+        {"--base-dtype", CLI_STR, &a.base_dtype, "f32|bf16|f16", "with --lora: keep the frozen base weights in this dtype (default f32)"},
         {"--recompute", CLI_FLAG, &a.recompute, NULL, "activation recomputation per layer (less memory, ~1/3 more compute)"},
         {"--threads", CLI_INT, &a.threads, "N", "CPU threads (default: all cores)"},
         {"--device", CLI_STR, &a.device, "cpu|ref", "compute backend (default cpu)"},

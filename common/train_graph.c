@@ -204,8 +204,9 @@ int dsm_train_create(struct dsm_model *m, const struct dsm_train_opts *opts, str
                      struct dsm_err *err) {
     *out = NULL;
     struct dsm_backend *be = m->be;
-    if (m->wdt != DSM_DT_F32)
-        return dsm_errf(err, DSM_EINVAL, "training needs float32 weights (the model was loaded as %s)", dsm_dtype_name(m->wdt));
+    if (m->wdt != DSM_DT_F32 && !opts->lora)
+        return dsm_errf(err, DSM_EINVAL, "full fine-tuning needs float32 weights (the model was loaded as %s; LoRA can train on bf16/f16 base weights)",
+                        dsm_dtype_name(m->wdt));
     if (!be->linear_backward || !be->embedding_backward || !be->rmsnorm_backward || !be->rope_backward ||
         !be->attention_backward || !be->swiglu_backward || !be->cross_entropy || !be->sumsq || !be->adamw || !be->sgd || !be->scale || !be->dropout)
         return dsm_errf(err, DSM_EUNSUPPORTED, "backend '%s' has no training ops", be->name);
@@ -378,9 +379,9 @@ static void layer_forward(struct dsm_train *t, int l, int B, int T) {
     float eps = c->rms_norm_eps, scale = 1.0f / sqrtf((float)D);
     struct layer_acts *a = &t->la[l];
     be->rmsnorm(be, a->h1, t->xres[l], W(DSM_P_ATTN_NORM, l), N, C, eps);
-    be->linear(be, a->q, a->h1, W(DSM_P_Q, l), DSM_DT_F32, W(DSM_P_Q_BIAS, l), N, Q, C);
-    be->linear(be, a->k, a->h1, W(DSM_P_K, l), DSM_DT_F32, W(DSM_P_K_BIAS, l), N, KV, C);
-    be->linear(be, a->v, a->h1, W(DSM_P_V, l), DSM_DT_F32, W(DSM_P_V_BIAS, l), N, KV, C);
+    be->linear(be, a->q, a->h1, W(DSM_P_Q, l), t->m->wdt, W(DSM_P_Q_BIAS, l), N, Q, C);
+    be->linear(be, a->k, a->h1, W(DSM_P_K, l), t->m->wdt, W(DSM_P_K_BIAS, l), N, KV, C);
+    be->linear(be, a->v, a->h1, W(DSM_P_V, l), t->m->wdt, W(DSM_P_V_BIAS, l), N, KV, C);
     lora_forward(t, DSM_P_Q, l, a->h1, a->q, N, Q, C);
     lora_forward(t, DSM_P_K, l, a->h1, a->k, N, KV, C);
     lora_forward(t, DSM_P_V, l, a->h1, a->v, N, KV, C);
@@ -391,16 +392,16 @@ static void layer_forward(struct dsm_train *t, int l, int B, int T) {
         be->attention(be, a->att + r * Q, a->q + r * Q, a->k + r * KV, a->v + r * KV, t->attn_scratch, T, 0, Hq, Hkv,
                       D, scale);
     }
-    be->linear(be, t->tmp, a->att, W(DSM_P_O, l), DSM_DT_F32, W(DSM_P_O_BIAS, l), N, C, Q);
+    be->linear(be, t->tmp, a->att, W(DSM_P_O, l), t->m->wdt, W(DSM_P_O_BIAS, l), N, C, Q);
     lora_forward(t, DSM_P_O, l, a->att, t->tmp, N, C, Q);
     be->add(be, a->xmid, t->xres[l], t->tmp, (size_t)N * C);
     be->rmsnorm(be, a->h2, a->xmid, W(DSM_P_MLP_NORM, l), N, C, eps);
-    be->linear(be, a->g, a->h2, W(DSM_P_GATE, l), DSM_DT_F32, NULL, N, F, C);
-    be->linear(be, a->u, a->h2, W(DSM_P_UP, l), DSM_DT_F32, NULL, N, F, C);
+    be->linear(be, a->g, a->h2, W(DSM_P_GATE, l), t->m->wdt, NULL, N, F, C);
+    be->linear(be, a->u, a->h2, W(DSM_P_UP, l), t->m->wdt, NULL, N, F, C);
     lora_forward(t, DSM_P_GATE, l, a->h2, a->g, N, F, C);
     lora_forward(t, DSM_P_UP, l, a->h2, a->u, N, F, C);
     be->swiglu(be, a->act, a->g, a->u, (size_t)N * F);
-    be->linear(be, t->tmp, a->act, W(DSM_P_DOWN, l), DSM_DT_F32, NULL, N, C, F);
+    be->linear(be, t->tmp, a->act, W(DSM_P_DOWN, l), t->m->wdt, NULL, N, C, F);
     lora_forward(t, DSM_P_DOWN, l, a->act, t->tmp, N, C, F);
     be->add(be, t->xres[l + 1], a->xmid, t->tmp, (size_t)N * C);
 }
@@ -414,16 +415,16 @@ static void layer_backward(struct dsm_train *t, int l, int B, int T) {
     float eps = c->rms_norm_eps, scale = 1.0f / sqrtf((float)D);
     struct layer_acts *a = &t->la[l];
     /* MLP: x_{l+1} = xmid + down(silu(g) * u) */
-    be->linear_backward(be, t->dff, G(DSM_P_DOWN, l), NULL, t->dres, a->act, W(DSM_P_DOWN, l), DSM_DT_F32, N, C, F, 0);
+    be->linear_backward(be, t->dff, G(DSM_P_DOWN, l), NULL, t->dres, a->act, W(DSM_P_DOWN, l), t->m->wdt, N, C, F, 0);
     lora_backward(t, DSM_P_DOWN, l, t->dres, a->act, t->dff, N, C, F);
     be->swiglu_backward(be, t->dff, t->dup, t->dff, a->g, a->u, (size_t)N * F);
-    be->linear_backward(be, t->dh, G(DSM_P_GATE, l), NULL, t->dff, a->h2, W(DSM_P_GATE, l), DSM_DT_F32, N, F, C, 0);
-    be->linear_backward(be, t->dh, G(DSM_P_UP, l), NULL, t->dup, a->h2, W(DSM_P_UP, l), DSM_DT_F32, N, F, C, 1);
+    be->linear_backward(be, t->dh, G(DSM_P_GATE, l), NULL, t->dff, a->h2, W(DSM_P_GATE, l), t->m->wdt, N, F, C, 0);
+    be->linear_backward(be, t->dh, G(DSM_P_UP, l), NULL, t->dup, a->h2, W(DSM_P_UP, l), t->m->wdt, N, F, C, 1);
     lora_backward(t, DSM_P_GATE, l, t->dff, a->h2, t->dh, N, F, C);
     lora_backward(t, DSM_P_UP, l, t->dup, a->h2, t->dh, N, F, C);
     be->rmsnorm_backward(be, t->dres, G(DSM_P_MLP_NORM, l), t->dh, a->xmid, W(DSM_P_MLP_NORM, l), N, C, eps);
     /* attention: xmid = x_l + o(att) */
-    be->linear_backward(be, t->datt, G(DSM_P_O, l), G(DSM_P_O_BIAS, l), t->dres, a->att, W(DSM_P_O, l), DSM_DT_F32, N, C,
+    be->linear_backward(be, t->datt, G(DSM_P_O, l), G(DSM_P_O_BIAS, l), t->dres, a->att, W(DSM_P_O, l), t->m->wdt, N, C,
                         Q, 0);
     lora_backward(t, DSM_P_O, l, t->dres, a->att, t->datt, N, C, Q);
     for (int b = 0; b < B; b++) {
@@ -433,9 +434,9 @@ static void layer_backward(struct dsm_train *t, int l, int B, int T) {
     }
     be->rope_backward(be, t->dq, t->pos_dev, t->m->rope_cos, t->m->rope_sin, N, Hq, D, Q);
     be->rope_backward(be, t->dk, t->pos_dev, t->m->rope_cos, t->m->rope_sin, N, Hkv, D, KV);
-    be->linear_backward(be, t->dh, G(DSM_P_Q, l), G(DSM_P_Q_BIAS, l), t->dq, a->h1, W(DSM_P_Q, l), DSM_DT_F32, N, Q, C, 0);
-    be->linear_backward(be, t->dh, G(DSM_P_K, l), G(DSM_P_K_BIAS, l), t->dk, a->h1, W(DSM_P_K, l), DSM_DT_F32, N, KV, C, 1);
-    be->linear_backward(be, t->dh, G(DSM_P_V, l), G(DSM_P_V_BIAS, l), t->dv, a->h1, W(DSM_P_V, l), DSM_DT_F32, N, KV, C, 1);
+    be->linear_backward(be, t->dh, G(DSM_P_Q, l), G(DSM_P_Q_BIAS, l), t->dq, a->h1, W(DSM_P_Q, l), t->m->wdt, N, Q, C, 0);
+    be->linear_backward(be, t->dh, G(DSM_P_K, l), G(DSM_P_K_BIAS, l), t->dk, a->h1, W(DSM_P_K, l), t->m->wdt, N, KV, C, 1);
+    be->linear_backward(be, t->dh, G(DSM_P_V, l), G(DSM_P_V_BIAS, l), t->dv, a->h1, W(DSM_P_V, l), t->m->wdt, N, KV, C, 1);
     lora_backward(t, DSM_P_Q, l, t->dq, a->h1, t->dh, N, Q, C);
     lora_backward(t, DSM_P_K, l, t->dk, a->h1, t->dh, N, KV, C);
     lora_backward(t, DSM_P_V, l, t->dv, a->h1, t->dh, N, KV, C);
@@ -479,7 +480,7 @@ static void forward_layers(struct dsm_train *t, int B, int T) {
     const struct dsm_model_config *c = &t->m->cfg;
     struct dsm_backend *be = t->be;
     int N = B * T, C = c->hidden_size;
-    be->embedding(be, t->xres[0], t->ids_dev, W(DSM_P_EMBED, 0), DSM_DT_F32, N, C);
+    be->embedding(be, t->xres[0], t->ids_dev, W(DSM_P_EMBED, 0), t->m->wdt, N, C);
     for (int l = 0; l < c->n_layers; l++) layer_forward(t, l, B, T);
     be->rmsnorm(be, t->xn, t->xres[c->n_layers], W(DSM_P_NORM, 0), N, C, c->rms_norm_eps);
 }
@@ -503,10 +504,10 @@ static int loss_gathered(struct dsm_train *t, int N, int kept, float grad_scale,
             tg[i] = t->tgt_host[r];
         }
         be->upload(be, t->tgc_dev, tg, sizeof(int32_t) * (size_t)n);
-        be->linear(be, t->logits, t->xg, W(DSM_P_LM_HEAD, 0), DSM_DT_F32, NULL, n, V, C);
+        be->linear(be, t->logits, t->xg, W(DSM_P_LM_HEAD, 0), t->m->wdt, NULL, n, V, C);
         be->cross_entropy(be, t->logp, backward ? t->logits : NULL, t->logits, t->tgc_dev, n, V, grad_scale);
         if (backward) {
-            be->linear_backward(be, t->dxg, G(DSM_P_LM_HEAD, 0), NULL, t->logits, t->xg, W(DSM_P_LM_HEAD, 0), DSM_DT_F32, n,
+            be->linear_backward(be, t->dxg, G(DSM_P_LM_HEAD, 0), NULL, t->logits, t->xg, W(DSM_P_LM_HEAD, 0), t->m->wdt, n,
                                 V, C, 0);
             for (int i = 0; i < n; i++) be->copy(be, t->dh + (size_t)t->rows_host[k0 + i] * C, t->dxg + (size_t)i * C, row);
         }
@@ -533,11 +534,11 @@ static int loss_chunks(struct dsm_train *t, int N, float grad_scale, int backwar
     for (int r0 = 0; r0 < N; r0 += LOGIT_CHUNK) {
         int n = N - r0 < LOGIT_CHUNK ? N - r0 : LOGIT_CHUNK;
         const float *xr = t->xn + (size_t)r0 * C;
-        be->linear(be, t->logits, xr, W(DSM_P_LM_HEAD, 0), DSM_DT_F32, NULL, n, V, C);
+        be->linear(be, t->logits, xr, W(DSM_P_LM_HEAD, 0), t->m->wdt, NULL, n, V, C);
         be->cross_entropy(be, t->logp, backward ? t->logits : NULL, t->logits, t->tgt_dev + r0, n, V, grad_scale);
         if (backward)
             be->linear_backward(be, t->dh + (size_t)r0 * C, G(DSM_P_LM_HEAD, 0), NULL, t->logits, xr, W(DSM_P_LM_HEAD, 0),
-                                DSM_DT_F32, n, V, C, 0);
+                                t->m->wdt, n, V, C, 0);
         be->download(be, out ? out + r0 : t->logp_host, t->logp, sizeof(float) * (size_t)n);
         if (!out)
             for (int i = 0; i < n; i++) *nll -= t->logp_host[i];

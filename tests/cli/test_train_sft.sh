@@ -73,6 +73,9 @@ if "$DSM" train merge-lora --model "$T/m" --adapter "$T/lora" --out "$T/merged" 
 "$DSM" model info --model "$T/merged" --check >/dev/null 2>&1 && ok "merged model loads" || bad "merged model"
 cmp -s "$T/m/model.safetensors" "$T/merged/model.safetensors" && bad "merge changed nothing" || ok "merge changed the weights"
 expect_fail "merge mismatched adapter" 2 "another model" -- "$DSM" train merge-lora --model "$DSM_SOURCE_DIR/tests/fixtures/models/llama_mha_f32" --adapter "$T/lora" --out "$T/x"
+"$DSM" train sft "${lcommon[@]}" --out "$T/lbf" --steps 3 --base-dtype bf16 --quiet 2>"$T/err" && [ -s "$T/lbf/adapter_model.safetensors" ] &&
+  ok "lora on bf16 base weights" || bad "lora bf16: $(tail -2 "$T/err")"
+expect_fail "bf16 needs lora" 2 "needs --lora" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --base-dtype bf16
 # with dropout: runs, and resume still reproduces the same masks
 dcommon=("${common[@]}" --lora r=4,alpha=8,dropout=0.1 --lr 1e-2)
 "$DSM" train sft "${dcommon[@]}" --out "$T/ld" --steps 8 --quiet 2>/dev/null

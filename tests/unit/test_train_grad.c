@@ -356,6 +356,56 @@ done:
     dsm_backend_destroy(be);
 }
 
+/* LoRA on bf16 base weights (qwen2_tied_bf16, stored in bf16) against the same model upcast to
+ * float32: the weights are the same numbers, so gradients agree to float32 rounding (1e-5). */
+static void lora_bf16(const char *root, struct tcase *c) {
+    struct dsm_err err = {0};
+    struct dsm_backend *be = NULL;
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/qwen2_tied_bf16", root);
+    CHECK_OK(dsm_backend_open("cpu", 2, &be, &err), &err);
+    float *g[2] = {NULL, NULL};
+    size_t ng = 0;
+    for (int k = 0; be && k < 2; k++) {
+        struct dsm_model *m = NULL;
+        struct dsm_lora *lo = NULL;
+        struct dsm_train *t = NULL;
+        struct dsm_optim_tensor *ps = NULL;
+        int np = 0;
+        struct dsm_model_opts mo = {.max_tokens = 4, .max_seq = 32, .wdtype = k ? DSM_DT_BF16 : DSM_DT_F32};
+        struct dsm_lora_cfg lc;
+        CHECK_OK(dsm_lora_parse("r=4,alpha=8", &lc, &err), &err);
+        CHECK_OK(dsm_model_load(dir, be, &mo, &m, &err), &err);
+        if (m) CHECK_OK(dsm_lora_create(m, &lc, 5, &lo, &err), &err);
+        struct dsm_train_opts to = {.max_rows = c->B * c->T, .max_seq = c->T, .lora = lo};
+        if (lo) CHECK_OK(dsm_train_create(m, &to, &t, &err), &err);
+        if (t) CHECK_OK(dsm_train_params(t, &ps, &np, &err), &err);
+        if (ps) {
+            for (int i = 0; i < np; i++) /* B nonzero so that d/dA is too */
+                for (size_t j = 0; j < ps[i].n; j++)
+                    if (strstr(ps[i].name, "lora_B")) ps[i].p[j] = 0.01f * (float)((j * 7 + (size_t)i) % 13) - 0.06f;
+            CHECK_OK(dsm_train_batch(t, c->ids, c->labels, c->B, c->T, 1.0f / c->n_valid, 1, NULL, NULL, &err), &err);
+            ng = 0;
+            for (int i = 0; i < np; i++) ng += ps[i].n;
+            g[k] = malloc(4 * ng);
+            size_t o = 0;
+            for (int i = 0; i < np; i++) memcpy(g[k] + o, ps[i].g, 4 * ps[i].n), o += ps[i].n;
+        }
+        free(ps);
+        dsm_train_destroy(t);
+        dsm_lora_destroy(lo);
+        dsm_model_destroy(m);
+    }
+    if (g[0] && g[1]) {
+        double mx = 0, md = 0;
+        for (size_t i = 0; i < ng; i++) mx = fmax(mx, fabs(g[0][i])), md = fmax(md, fabs(g[0][i] - g[1][i]));
+        CHECK_MSG(mx > 0 && md <= 1e-5 * mx, "LoRA on bf16 vs f32 base: max diff %g of %g", md, mx);
+        fprintf(stderr, "qwen2_tied_bf16            cpu  LoRA on bf16 base vs f32: max rel diff %.2e\n", md / mx);
+    }
+    free(g[0]), free(g[1]);
+    dsm_backend_destroy(be);
+}
+
 /* An adapter made for one fixture refused by another model, with a message. */
 static void lora_mismatch(const char *root) {
     struct dsm_err err = {0};
@@ -414,6 +464,7 @@ int main(void) {
             char lp[1400];
             snprintf(lp, sizeof lp, "%s/lora/lora_case.json", dir);
             FILE *lf = fopen(lp, "r");
+            if (!strcmp(names[i], "qwen2_tied_bf16")) lora_bf16(root, &c);
             if (lf) {
                 fclose(lf);
                 n_lora++;
