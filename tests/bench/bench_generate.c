@@ -2,7 +2,9 @@
  *
  * For llama2.c's "15M" and "110M" LLaMA shapes (random weights, f32): a 256-token prompt and 256
  * new tokens per sample (EOS ignored), n = 1, 8, 32, 64 samples of that one prompt. Each
- * configuration runs in its own child process so that its peak resident memory is its own.
+ * configuration runs in a freshly exec'd process (fork, then exec at once: a forked child of a
+ * process whose OpenMP/OpenBLAS thread pools exist would inherit them broken), so that its peak
+ * resident memory is its own.
  * Reports aggregate new tokens/s (wall time including the one prefill) and the speed-up over n = 1.
  *
  *   build/tests/bench_generate [--threads N] [--shapes 15m,110m] [--ns 1,8,32,64] [--new 256]
@@ -65,6 +67,9 @@ static int child(const char *dir, int threads, int n, int new_tokens, int fd) {
 }
 
 int main(int argc, char **argv) {
+    /* child mode: bench_generate --child DIR THREADS N NEW FD */
+    if (argc == 7 && !strcmp(argv[1], "--child"))
+        return child(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
     int threads = 2, new_tokens = 256;
     const char *shapes = "15m,110m", *ns = "1,8,32,64";
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -104,7 +109,13 @@ int main(int argc, char **argv) {
             pid_t pid = fork();
             if (pid == 0) {
                 close(fds[0]);
-                _exit(child(dir, threads, n, new_tokens, fds[1]));
+                char a_threads[16], a_n[16], a_new[16], a_fd[16];
+                snprintf(a_threads, sizeof a_threads, "%d", threads);
+                snprintf(a_n, sizeof a_n, "%d", n);
+                snprintf(a_new, sizeof a_new, "%d", new_tokens);
+                snprintf(a_fd, sizeof a_fd, "%d", fds[1]);
+                execl("/proc/self/exe", argv[0], "--child", dir, a_threads, a_n, a_new, a_fd, (char *)NULL);
+                _exit(127);
             }
             close(fds[1]);
             struct result r;
