@@ -135,6 +135,18 @@ void role_find_markers(struct role_span s, const char *const *const *needles, in
         if (last) last[i] = (struct role_span){NULL, 0};
     }
     if (!s.p) return;
+    if (!memmem(s.p, s.n, "```", 3) && !memmem(s.p, s.n, "~~~", 3)) { /* no code blocks: whole-text search */
+        for (int i = 0; i < nm; i++)
+            for (const char *const *sp = needles[i]; *sp; sp++) {
+                size_t m = strlen(*sp);
+                const char *q = memmem(s.p, s.n, *sp, m);
+                if (!q) continue;
+                if (first && (!first[i].p || q < first[i].p)) first[i] = (struct role_span){q, m};
+                const char *l = mem_last(q, s.n - (size_t)(q - s.p), *sp, m);
+                if (last && (!last[i].p || l > last[i].p)) last[i] = (struct role_span){l, m};
+            }
+        return;
+    }
     struct line_iter it = {s.p, s.p + s.n, 0, {0, 0}};
     const char *line;
     size_t n;

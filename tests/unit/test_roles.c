@@ -372,6 +372,15 @@ static void test_huge(void) {
     CHECK(p.fail == ROLE_OK && p.score == 0.5);
     double mbs = (double)n * reps / (1 << 20) / (dt > 0 ? dt : 1e-9);
     fprintf(stderr, "verifier parse: %.1f MB output, %.1f MB/s\n", n / 1048576.0, mbs);
+    /* the same with a code block in it: markers are then searched line by line outside fences */
+    size_t l1 = strlen(VB "\n");
+    memcpy(t + l1, "```", 3);
+    memcpy(t + l1 + sizeof line - 1, "```", 3);
+    t0 = dsm_now();
+    for (int i = 0; i < reps; i++) ver_parse(t, n, 0, &p);
+    dt = dsm_now() - t0;
+    CHECK(p.fail == ROLE_OK && p.score == 0.5);
+    fprintf(stderr, "verifier parse with a code block: %.1f MB/s\n", (double)n * reps / (1 << 20) / (dt > 0 ? dt : 1e-9));
     /* generator form: a huge proof, then the self-evaluation */
     memcpy(t, "## Solution\n", 12);
     memcpy(t + n - 200, "\n## Self Evaluation\nfine \\boxed{1}\n", 36);
