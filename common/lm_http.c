@@ -1,5 +1,7 @@
 /* lm_http.c - the lm interface on an OpenAI-compatible server through libcurl; see lm.h.
  *
+ * Easy handles are pooled per lm handle (up to `concurrency` idle ones), so connections are kept
+ * alive and reused across requests and calls (no new TCP/TLS handshake each time).
  * Each request of a call is one POST to .../chat/completions (more when the server returns fewer
  * choices than asked: the rest is asked for again with the seed moved on by the count received).
  * A call runs min(concurrency, requests) worker threads; a per-handle counter caps the requests
@@ -36,6 +38,8 @@ struct lm_http {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int in_flight;
+    CURL **pool; /* idle easy handles (their connections stay open for reuse), under mu */
+    int n_pool;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -107,6 +111,25 @@ static void slot_give(struct lm_http *h) {
     pthread_mutex_unlock(&h->mu);
 }
 
+/* An easy handle from the pool (keeping its open connection), or a new one; NULL when out of memory. */
+static CURL *handle_get(struct lm_http *h) {
+    CURL *c = NULL;
+    pthread_mutex_lock(&h->mu);
+    if (h->n_pool > 0) c = h->pool[--h->n_pool];
+    pthread_mutex_unlock(&h->mu);
+    return c ? c : curl_easy_init();
+}
+
+static void handle_put(struct lm_http *h, CURL *c) {
+    pthread_mutex_lock(&h->mu);
+    if (h->n_pool < h->concurrency) {
+        h->pool[h->n_pool++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (c) curl_easy_cleanup(c);
+}
+
 static void sleep_s(double s) {
     if (s <= 0) return;
     struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
@@ -141,7 +164,7 @@ static void server_message(const char *body, size_t n, char *out, size_t cap) {
 static int http_exchange(struct lm_http *h, const char *url, const char *body, unsigned *rng, char **resp,
                          int *attempts, struct dsm_err *err) {
     *resp = NULL;
-    CURL *c = curl_easy_init();
+    CURL *c = handle_get(h);
     if (!c) return dsm_errf(err, DSM_ENOMEM, "cannot create a curl handle");
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
     if (hdr && h->auth) {
@@ -150,7 +173,7 @@ static int http_exchange(struct lm_http *h, const char *url, const char *body, u
         hdr = t;
     }
     if (!hdr) {
-        curl_easy_cleanup(c);
+        handle_put(h, c);
         return dsm_errf(err, DSM_ENOMEM, "out of memory building the request headers");
     }
     int rc = DSM_ENET;
@@ -223,8 +246,9 @@ static int http_exchange(struct lm_http *h, const char *url, const char *body, u
         LOG_DEBUG("retry %d in %.2f s: %s", attempt + 1, wait, err ? err->msg : "");
         for (double slept = 0; slept < wait && !cancelled(h); slept += 0.05) sleep_s(wait - slept < 0.05 ? wait - slept : 0.05);
     }
+    curl_easy_reset(c); /* drop pointers to this call's buffers; the connection stays open */
     curl_slist_free_all(hdr);
-    curl_easy_cleanup(c);
+    handle_put(h, c);
     return rc;
 }
 
@@ -422,6 +446,8 @@ static void http_destroy(struct dsm_lm *base) {
         explicit_bzero(h->auth, strlen(h->auth));
         free(h->auth);
     }
+    for (int i = 0; i < h->n_pool; i++) curl_easy_cleanup(h->pool[i]);
+    free(h->pool);
     free(h->url);
     free(h->models_url);
     free(h->model);
@@ -507,7 +533,7 @@ int lm_open_http(const char *url, const struct lm_open_opts *opts, struct dsm_lm
     h->backoff_s = opts->backoff_s ? opts->backoff_s : 1.0;
     h->backoff_max_s = opts->backoff_max_s ? opts->backoff_max_s : 60.0;
     int rc = DSM_OK;
-    if (endpoints(url, &h->url, &h->models_url)) {
+    if (!(h->pool = calloc((size_t)h->concurrency, sizeof *h->pool)) || endpoints(url, &h->url, &h->models_url)) {
         rc = dsm_errf(err, DSM_ENOMEM, "out of memory");
         goto fail;
     }

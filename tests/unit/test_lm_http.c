@@ -33,7 +33,7 @@ static struct {
     pthread_mutex_t mu;
     struct scripted script[16];
     int next, n_script;
-    int requests, in_flight, max_in_flight, echo_delay_ms;
+    int requests, in_flight, max_in_flight, echo_delay_ms, connections;
     char last_body[8192], last_auth[256], last_path[256];
     json_t *bodies; /* every POST body, parsed */
 } srv = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -145,6 +145,14 @@ static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls, enum
     *con_cls = NULL;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED) return;
+    pthread_mutex_lock(&srv.mu);
+    srv.connections++;
+    pthread_mutex_unlock(&srv.mu);
+}
+
 static struct MHD_Daemon *server_start(int *port) {
     struct sockaddr_in a = {0};
     a.sin_family = AF_INET;
@@ -152,7 +160,8 @@ static struct MHD_Daemon *server_start(int *port) {
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD, 0, NULL,
                                             NULL, handler, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&a,
-                                            MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_END);
+                                            MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_NOTIFY_CONNECTION,
+                                            on_connection, NULL, MHD_OPTION_END);
     if (!d) return NULL;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     *port = info ? info->port : 0;
@@ -513,6 +522,7 @@ static void test_discovery_and_latency(int port) {
     struct lm_request q = req(1);
     struct lm_result r;
     int rounds = 200;
+    int conns0 = srv.connections;
     double t0 = dsm_now();
     for (int i = 0; i < rounds; i++) {
         CHECK_OK(lm_sample(lm, &q, 1, &r, &err), &err);
@@ -521,7 +531,9 @@ static void test_discovery_and_latency(int port) {
     }
     double dt = dsm_now() - t0;
     CHECK(!strcmp(srv.last_path, "/v1/chat/completions"));
-    fprintf(stderr, "http round trip (local scripted server, n=1, sequential): %.3f ms mean over %d\n",
+    CHECK_MSG(srv.connections - conns0 <= 2, "%d connections for %d sequential requests: not kept alive",
+              srv.connections - conns0, rounds);
+    fprintf(stderr, "http round trip (local scripted server, n=1, sequential, kept-alive connection): %.3f ms mean over %d\n",
             dt / rounds * 1e3, rounds);
     lm_destroy(lm);
 }
