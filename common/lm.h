@@ -99,8 +99,9 @@ void lm_set_cancel(struct dsm_lm *lm, const volatile int *flag);
 
 /* The sampling provenance of one request as a new JSON object, for a row's `sampling` column:
  * {"backend", "model", "prompt" (template_id, may be NULL), "n", "temperature", "top_p", "top_k",
- * "max_tokens", "seed", "stop"}; temperature and top_p as their shortest decimals (0.7, not
- * 0.699999988). NULL when out of memory. */
+ * "max_tokens", "seed", "stop"}; temperature and top_p as the doubles of their shortest decimals,
+ * so that a dump with JSON_REAL_PRECISION(15) writes 0.7 (jansson's default 17 digits would
+ * write 0.69999999999999996). NULL when out of memory. */
 struct json_t;
 struct json_t *lm_provenance_json(const struct dsm_lm *lm, const struct lm_settings *s, const char *template_id);
 

@@ -269,7 +269,7 @@ static char *request_body(const struct lm_http *h, const struct lm_request *q, i
         for (int k = 0; k < q->s.n_stop; k++) json_array_append_new(st, json_string(q->s.stop[k]));
         json_object_set_new(o, "stop", st);
     }
-    char *s = json_dumps(o, JSON_COMPACT);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(7)); /* float settings: 0.7, not 0.699999988 */
     json_decref(o);
     return s;
 }
