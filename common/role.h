@@ -64,10 +64,10 @@ enum role_fail role_after_think(const char *text, size_t len, struct role_span *
 /* Trim ASCII white space from both ends of s. */
 struct role_span role_trim(struct role_span s);
 
-/* Find the markers in s, skipping fenced code blocks. For each of the nm needles (each with
- * alternative spellings: needles[i][0..]), NULL-terminated lists), first[i] receives the earliest
- * occurrence of any spelling and last[i] the latest; each as the span of the matched text, p NULL
- * when never seen. first or last may be NULL. nm <= 4. */
+/* Find the markers in s, skipping fenced code blocks. needles[i] is a NULL-terminated list of the
+ * spellings of marker i (nm <= 4 markers). first[i] receives the earliest occurrence of any
+ * spelling and last[i] the latest, each as the span of the matched text (p NULL when never seen).
+ * first or last may be NULL. */
 void role_find_markers(struct role_span s, const char *const *const *needles, int nm,
                        struct role_span *first, struct role_span *last);
 
@@ -80,7 +80,8 @@ void role_find_sections(struct role_span s, struct role_span *solution, struct r
 /* The score in s: the last non-empty \boxed{} (ans_extract's brace counter; a last box that never
  * closes means none), parsed with role_score_parse. Sets *score (ROLE_NO_SCORE unless ROLE_OK) and
  * copies the box content (trimmed, NUL-terminated) into box[box_cap] when box is not NULL: "" when
- * there is no box, the first box_cap - 4 bytes and "..." when it is longer (box_cap >= 8).
+ * there is no box, the first box_cap - 4 bytes and "..." when it is longer (box_cap >= 8), and
+ * only "..." for a box over ANS_MAX_LEN bytes (which is never a score).
  * Returns ROLE_OK, ROLE_FAIL_NO_BOX or ROLE_FAIL_BAD_SCORE. */
 enum role_fail role_score_box(struct role_span s, double *score, char *box, size_t box_cap);
 
