@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/lm_flags.h"
 #include "cli/role_json.h"
 #include "common/lm.h"
 #include "common/role.h"
@@ -130,30 +131,22 @@ static int role_prompt(int argc, char **argv) {
 
 static int role_sample(int argc, char **argv) {
     struct role_args a = {0};
-    const char *backend = NULL, *model = NULL, *key_env = NULL, *chat = NULL, *device = NULL;
-    int n = 1, top_k = 0, max_tokens = 4096, threads = 0, max_context = 0, retries = 0;
+    struct cli_lm_flags lf = {0};
+    int n = 1, top_k = 0, max_tokens = 4096;
     long seed = 0;
-    double temperature = 1.0, top_p = 0.95, timeout = 0;
+    double temperature = 1.0, top_p = 0.95;
     const struct cli_opt opts[] = {
         {"--problem", CLI_STR, &a.problem, "FILE", "the problem statement (required)"},
         {"--proof", CLI_STR, &a.proof, "FILE", "the proof (verifier, metaverifier, refine)"},
         {"--analysis", CLI_STR_LIST, &a.analyses, "FILE", "a verifier analysis (metaverifier: one; refine: repeatable)"},
         {"--template", CLI_STR, &a.template_path, "FILE", "use this template instead of the built-in one"},
-        {"--backend", CLI_STR, &backend, "SPEC", "native:DIR or http:URL (required)"},
         {"-n", CLI_INT, &n, "N", "completions (default 1)"},
         {"--temperature", CLI_DOUBLE, &temperature, "T", "default 1 (the V2 setting)"},
         {"--top-p", CLI_DOUBLE, &top_p, "P", "default 0.95 (the V2 setting)"},
         {"--top-k", CLI_INT, &top_k, "K", "0 = off (default)"},
         {"--max-tokens", CLI_INT, &max_tokens, "N", "new tokens at most (default 4096)"},
         {"--seed", CLI_LONG, &seed, "N", "sampling seed (default 0)"},
-        {"--model-name", CLI_STR, &model, "NAME", "http: the model to ask for (default: the server's first)"},
-        {"--api-key-env", CLI_STR, &key_env, "VAR", "http: environment variable with the API key (default DSM_API_KEY)"},
-        {"--timeout", CLI_DOUBLE, &timeout, "S", "http: seconds per request (default 600)"},
-        {"--retries", CLI_INT, &retries, "N", "http: retries on 429/5xx/transport errors (default 5, -1 none)"},
-        {"--chat-format", CLI_STR, &chat, "NAME", "native: override the model's chat format"},
-        {"--device", CLI_STR, &device, "NAME", "native: auto (default), cpu, cuda, ref"},
-        {"--threads", CLI_INT, &threads, "N", "native: CPU threads (default all)"},
-        {"--max-context", CLI_INT, &max_context, "N", "native: prompt + new tokens at most (default 4096)"},
+        CLI_LM_OPTS(lf),
     };
     const struct cli_cmd_spec spec = {
         "role sample",
@@ -169,21 +162,21 @@ static int role_sample(int argc, char **argv) {
     if (npos != 1 || kind_parse(pos[0], &k))
         return cli_usage_error(spec.name, "name the role: generator, refine, verifier or metaverifier");
     if ((rc = check_inputs(spec.name, k, &a))) return rc;
-    if (!backend) return cli_usage_error(spec.name, "--backend SPEC is required (native:DIR or http:URL)");
+    if (!lf.backend) return cli_usage_error(spec.name, "--backend SPEC is required (native:DIR or http:URL)");
     if (n < 1 || max_tokens < 1) return cli_usage_error(spec.name, "-n and --max-tokens must be at least 1");
     if (temperature < 0 || !(top_p > 0 && top_p <= 1) || top_k < 0)
         return cli_usage_error(spec.name, "need --temperature >= 0, --top-p in (0, 1], --top-k >= 0");
-    if (timeout < 0 || retries < -1 || max_context < 0 || threads < 0)
-        return cli_usage_error(spec.name, "--timeout, --max-context, --threads must be >= 0 and --retries >= -1");
 
     struct dsm_err err = {0};
     char *prompt = NULL, id[160];
     struct dsm_lm *lm = NULL;
     struct lm_result r = {0};
     if ((rc = build_prompt(k, &a, &prompt, id, sizeof id, &err))) goto done;
-    struct lm_open_opts o = {.device = device, .threads = threads, .chat_format = chat, .max_context = max_context,
-                             .model = model, .api_key_env = key_env, .timeout_s = timeout, .max_retries = retries};
-    if ((rc = lm_open(backend, &o, &lm, &err))) goto done;
+    int xc = cli_lm_open(spec.name, &lf, &lm);
+    if (xc) {
+        free(prompt);
+        return xc;
+    }
     struct chat_msg msg = {"user", prompt};
     struct lm_request q = {&msg, 1, {0}};
     lm_settings_default(&q.s);
