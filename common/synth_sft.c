@@ -160,6 +160,7 @@ int synth_sft_record(enum synth_role role, uint64_t seed, uint64_t index,
     }
     uint64_t wseed = synth_rng_next(&r);
     int plen = synth_proof_write(&p, plant, wseed, proof, sizeof proof, &planted);
+    if (plen < 0) return dsm_errf(err, DSM_EINVAL, "item %llu: the proof does not fit", (unsigned long long)index);
     struct synth_verdict v;
     synth_check(&p, proof, (size_t)plen, &v);
 
@@ -167,24 +168,26 @@ int synth_sft_record(enum synth_role role, uint64_t seed, uint64_t index,
     double an_score = v.score;
     struct synth_analysis_verdict av;
     memset(&av, 0, sizeof av);
-    int len;
+    int len, qlen;
     if (role == SYNTH_ROLE_GENERATOR) {
         len = synth_gen_write(&p, proof, (size_t)plen, &v, honest, resp, sizeof resp);
         an_score = !honest && v.score < 1 ? 1 : v.score;
-        synth_prompt(role, ptext, NULL, NULL, prompt, sizeof prompt);
+        qlen = synth_prompt(role, ptext, NULL, NULL, prompt, sizeof prompt);
     } else if (role == SYNTH_ROLE_VERIFIER) {
         if (synth_rng_unit(&r) < o->ver_noise) flaw = pick_aflaw(&r, o->aflaw_w, 1, &v);
         len = synth_analysis_write(&p, &v, flaw, synth_rng_next(&r), resp, sizeof resp, &an_score);
-        synth_prompt(role, ptext, proof, NULL, prompt, sizeof prompt);
+        qlen = synth_prompt(role, ptext, proof, NULL, prompt, sizeof prompt);
     } else {
         flaw = pick_aflaw(&r, o->aflaw_w, 0, &v);
         int alen = synth_analysis_write(&p, &v, flaw, synth_rng_next(&r), an, sizeof an, &an_score);
         if (alen < 0) return dsm_errf(err, DSM_EINVAL, "item %llu: analysis does not fit", (unsigned long long)index);
         synth_analysis_check(&v, an, (size_t)alen, &av);
         len = synth_meta_write(&p, &v, &av, resp, sizeof resp);
-        synth_prompt(role, ptext, proof, an, prompt, sizeof prompt);
+        qlen = synth_prompt(role, ptext, proof, an, prompt, sizeof prompt);
     }
-    if (len < 0) return dsm_errf(err, DSM_EINVAL, "item %llu: response does not fit", (unsigned long long)index);
+    if (len < 0 || qlen < 0)
+        return dsm_errf(err, DSM_EINVAL, "item %llu: the %s does not fit", (unsigned long long)index,
+                        len < 0 ? "response" : "prompt");
 
     json_t *rec = json_object(), *meta = json_object();
     if (!rec || !meta) goto oom;
