@@ -56,7 +56,8 @@ int synth_problem_generate(uint64_t seed, uint64_t index, int difficulty, struct
 int synth_difficulty_pick(uint64_t seed, uint64_t index, int lo, int hi);
 
 /* Parse "Show that 37 + 48 - 19 = 66." (whitespace-tolerant, final period optional; false claims
- * are accepted) into *p. Errors: DSM_EINVAL naming what is wrong and at which byte. */
+ * are accepted) into *p: 1..SYNTH_MAX_OPS operations, a non-negative start, numbers and every
+ * intermediate value within SYNTH_MAX_DIGITS digits. Errors: DSM_EINVAL naming what is wrong. */
 int synth_problem_parse(const char *text, size_t len, struct synth_problem *p, struct dsm_err *err);
 
 /* The value after the first k operations (0 <= k <= n_ops). */
