@@ -76,5 +76,6 @@ int cmd_parse(int argc, char **argv);  /* parse generator|verifier|metaverifier 
 int cmd_vote(int argc, char **argv);
 int cmd_role(int argc, char **argv);   /* role prompt|sample (a model role without the store) */
 int cmd_synth(int argc, char **argv);  /* synth problems|proof|check|analyze|sft|template */
+int cmd_serve(int argc, char **argv);  /* serve generator|verifier|metaverifier (queue workers) */
 
 #endif

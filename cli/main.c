@@ -29,6 +29,7 @@ static const struct command commands[] = {
     {"parse", cmd_parse, "read a generator/verifier/metaverifier output as JSON (score, analysis, proof)"},
     {"vote", cmd_vote, "label a proof from its analyses and meta-verifications (the V2 vote)"},
     {"role", cmd_role, "a model role without the store: role prompt|sample (check a backend)"},
+    {"serve", cmd_serve, "run a model role as a queue worker: serve generator|verifier|metaverifier"},
 };
 
 static void usage(FILE *f) {

@@ -9,7 +9,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libjansson-dev libcurl4-openssl-dev libopenblas-dev libpcre2-dev libutf8proc-dev
-      libmicrohttpd-dev libpq-dev postgresql postgresql-contrib)
+      libmicrohttpd-dev libpq-dev postgresql postgresql-contrib python3)
 if [ "${DSM_SETUP_REFERENCE:-0}" = 1 ]; then pkgs+=(python3-torch); fi
 
 missing=()
