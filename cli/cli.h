@@ -77,5 +77,6 @@ int cmd_vote(int argc, char **argv);
 int cmd_role(int argc, char **argv);   /* role prompt|sample (a model role without the store) */
 int cmd_synth(int argc, char **argv);  /* synth problems|proof|check|analyze|sft|template */
 int cmd_serve(int argc, char **argv);  /* serve generator|verifier|metaverifier (queue workers) */
+int cmd_label(int argc, char **argv);  /* label: the V2 vote over the store -> labels */
 
 #endif

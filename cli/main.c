@@ -30,6 +30,7 @@ static const struct command commands[] = {
     {"vote", cmd_vote, "label a proof from its analyses and meta-verifications (the V2 vote)"},
     {"role", cmd_role, "a model role without the store: role prompt|sample (check a backend)"},
     {"serve", cmd_serve, "run a model role as a queue worker: serve generator|verifier|metaverifier"},
+    {"label", cmd_label, "auto-label proofs from their analyses and meta-verifications (writes labels)"},
 };
 
 static void usage(FILE *f) {
