@@ -16,8 +16,11 @@
  * retries it with backoff, then marks it dead). SIGTERM/SIGINT cancel the backend call in
  * progress; jobs not finished are released (queued again, the attempt not counted) and the
  * process exits 0. --once exits when nothing is claimable. */
+#include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +46,54 @@ static void on_signal(int sig) {
     g_stop = 1;
 }
 
+/* The heartbeat thread: while a batch is with the backend it extends the batch's leases every
+ * lease/4 seconds on its own connection, so a long generation is not reclaimed by another worker. */
+struct serve_hb {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct dsm_db *db;
+    const struct db_job *jobs; /* the batch being sampled (borrowed), n of them; NULL when idle */
+    int n, quit, started;
+    double lease_s;
+    long beats, lost;
+};
+
+static void *hb_main(void *arg) {
+    struct serve_hb *h = arg;
+    pthread_mutex_lock(&h->mu);
+    while (!h->quit) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double every = h->lease_s / 4, at = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + every;
+        ts.tv_sec = (time_t)at;
+        ts.tv_nsec = (long)((at - (double)ts.tv_sec) * 1e9);
+        int w = 0;
+        while (!h->quit && w != ETIMEDOUT) w = pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+        if (h->quit) break;
+        for (int i = 0; h->jobs && i < h->n; i++) {
+            struct dsm_err err = {0};
+            if (db_job_heartbeat(h->db, &h->jobs[i], h->lease_s, &err)) {
+                h->lost++;
+                LOG_WARN("serve: job %lld: heartbeat: %s", (long long)h->jobs[i].id, err.msg);
+                if (db_is_broken(h->db)) db_reconnect(h->db, 5, &err);
+            } else {
+                h->beats++;
+            }
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* Point the heartbeat at jobs[0..n) (NULL: stop beating). */
+static void hb_set(struct serve_hb *h, const struct db_job *jobs, int n) {
+    if (!h->started) return;
+    pthread_mutex_lock(&h->mu);
+    h->jobs = jobs, h->n = n;
+    pthread_mutex_unlock(&h->mu);
+}
+
 struct serve_cfg {
     enum serve_role role;
     const char *kind; /* job kind */
@@ -52,6 +103,7 @@ struct serve_cfg {
     char worker[128];
     char model_id[32]; /* models.id of the backend's model, as text */
     double lease_s, backoff_s;
+    struct serve_hb *hb;
 };
 
 /* One claimed job and what was built for it. */
@@ -265,7 +317,9 @@ static int serve_batch(struct dsm_db *db, struct serve_cfg *c, int max, int *cla
         nreq++;
     }
     double t0 = dsm_now();
+    hb_set(c->hb, jobs, n);
     int rc = nreq ? lm_sample(c->lm, reqs, nreq, res, err) : DSM_OK;
+    hb_set(c->hb, NULL, 0);
     if (rc) { /* a bad setting: nothing was sent; fail every job with it */
         for (int i = 0; i < n; i++) {
             if (!items[i].error && !items[i].skip) items[i].error = strdup(err->msg);
@@ -381,7 +435,7 @@ int cmd_serve(int argc, char **argv) {
     struct cli_lm_flags lf = {0};
     int once = 0, batch = 1, max_tokens = 4096, top_k = 0;
     long max_jobs = 0, seed = 0;
-    double temperature = 1.0, top_p = 0.95, lease = 900, backoff = 5, idle = 5;
+    double temperature = 1.0, top_p = 0.95, lease = 120, backoff = 5, idle = 5;
     const char *worker = NULL;
     const struct cli_opt opts[] = {
         {"--once", CLI_FLAG, &once, NULL, "exit when no job is claimable (instead of waiting for more)"},
@@ -391,7 +445,7 @@ int cmd_serve(int argc, char **argv) {
         {"--top-k", CLI_INT, &top_k, "K", "0 = off (default)"},
         {"--max-tokens", CLI_INT, &max_tokens, "N", "new tokens at most (default 4096)"},
         {"--seed", CLI_LONG, &seed, "N", "base seed: a job samples with its payload's \"seed\", else N + job id"},
-        {"--lease", CLI_DOUBLE, &lease, "S", "job lease in seconds (default 900; longer than one batch takes)"},
+        {"--lease", CLI_DOUBLE, &lease, "S", "job lease in seconds, renewed every S/4 while the backend works (default 120)"},
         {"--backoff", CLI_DOUBLE, &backoff, "S", "first retry delay of a failed job (default 5, doubled per attempt)"},
         {"--idle-wait", CLI_DOUBLE, &idle, "S", "longest wait for a new-job notification (default 5)"},
         {"--worker", CLI_STR, &worker, "NAME", "lease owner name (default serve-ROLE-PID)"},
@@ -460,6 +514,19 @@ int cmd_serve(int argc, char **argv) {
 
     struct serve_stats st = {0};
     double t0 = dsm_now();
+    struct serve_hb hb;
+    memset(&hb, 0, sizeof hb);
+    hb.lease_s = lease;
+    c.hb = &hb;
+    struct db_open_opts ho = {.conninfo = db_conninfo(db)};
+    if ((rc = db_open(&ho, &hb.db, &err))) goto done;
+    pthread_mutex_init(&hb.mu, NULL);
+    pthread_cond_init(&hb.cv, NULL);
+    if (pthread_create(&hb.th, NULL, hb_main, &hb)) {
+        rc = dsm_errf(&err, DSM_EIO, "cannot start the heartbeat thread");
+        goto done;
+    }
+    hb.started = 1;
     if ((rc = serve_model_row(db, &c, lf.backend, &err))) goto done;
     if (!once && (rc = db_listen(db, "dsm_jobs", &err))) goto done;
     LOG_INFO("serve: %s as %s, backend %s (%s), template %s", pos[0], c.worker, lm_kind(c.lm), lm_model_name(c.lm),
@@ -490,6 +557,19 @@ done:
             "dsm serve %s: %ld job(s) done (%ld format failure(s)), %ld failed, %ld released, %ld already done, "
             "%.2f s\n",
             pos[0], st.done, st.format_fail, st.failed, st.released, st.duplicate, dsm_now() - t0);
+    if (hb.started) {
+        pthread_mutex_lock(&hb.mu);
+        hb.quit = 1;
+        pthread_cond_signal(&hb.cv);
+        pthread_mutex_unlock(&hb.mu);
+        pthread_join(hb.th, NULL);
+        LOG_DEBUG("serve: %ld heartbeat(s), %ld lost", hb.beats, hb.lost);
+    }
+    if (hb.db) {
+        pthread_mutex_destroy(&hb.mu);
+        pthread_cond_destroy(&hb.cv);
+    }
+    db_close(hb.db);
     lm_destroy(c.lm);
     db_close(db);
     return rc ? cli_fail(spec.name, &err) : 0;

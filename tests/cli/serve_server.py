@@ -1,8 +1,8 @@
 # serve_server.py - a scripted OpenAI-compatible chat/completions server for test_serve.sh.
 # Usage: python3 serve_server.py PORTFILE LOGFILE. Listens on 127.0.0.1 (port 0 = any free one,
 # written to PORTFILE), answers POST .../chat/completions with a canned verifier output chosen by
-# the tag CASE-<X> found in the prompt (A-E canned outputs, S answers after 30 s, anything else
-# HTTP 500), logs one line per request ("<tag> <seed> <temperature> <max_tokens>") to LOGFILE.
+# the tag CASE-<X> found in the prompt (A-E canned outputs, S answers after 30 s, W answers A after
+# 3 s, anything else HTTP 500), logs one line per request ("<tag> <seed> <temperature> <max_tokens>") to LOGFILE.
 import json, re, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -29,6 +29,9 @@ class H(BaseHTTPRequestHandler):
             f.write(f"{tag} {body.get('seed')} {body.get('temperature')} {body.get('max_tokens')}\n")
         if tag == "S":  # slow: the worker is stopped (SIGTERM) while waiting for this
             time.sleep(30)
+        if tag == "W":  # a long generation: the worker must heartbeat its lease meanwhile
+            time.sleep(3)
+            tag = "A"
         if tag not in CASES:
             self.send_response(500)
             self.end_headers()

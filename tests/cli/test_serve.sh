@@ -94,6 +94,19 @@ grep -q '1 released' err3 && ok "SIGTERM: released in summary" || bad "SIGTERM s
 same "SIGTERM: job queued again, attempt not counted" "$(q "SELECT state || ' ' || attempts || ' ' || (lease_token IS NULL) FROM jobs j WHERE payload->>'proof_id' = (SELECT id::text FROM proofs WHERE origin_key = 'S')")" "queued 0 true"
 q "UPDATE jobs SET state = 'dead' WHERE state = 'queued' AND kind = 'verify'" >/dev/null
 
+# ---- 2b. a request longer than the lease: the heartbeat keeps the job
+q "INSERT INTO proofs (problem_id, proof, origin, origin_key) SELECT id, 'Proof CASE-W.', 't', 'W' FROM problems" >/dev/null
+q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', id) FROM proofs WHERE origin_key = 'W'" >/dev/null
+"$DSM" serve verifier --once --lease 1 --backend "$URL" --model-name scripted --retries -1 >out4 2>err4 &
+pid=$!
+sleep 2
+# a second worker tries to take it (reclaiming expired leases first): it must find nothing
+"$DSM" serve verifier --once --backend "$URL" --model-name scripted --retries -1 >out5 2>err5
+grep -q '^dsm serve verifier: 0 job(s) done.*0 already done' err5 && ok "heartbeat: lease not expired after 2 s of a 1 s lease" || bad "heartbeat: second worker: $(tail -2 err5)"
+wait $pid
+same "heartbeat: first worker exit" "$?" 0
+same "heartbeat: done on the first attempt, one row" "$(q "SELECT j.state || ' ' || j.attempts || ' ' || count(v.id) FROM jobs j JOIN verifications v ON v.job_id = j.id JOIN proofs p ON p.id = v.proof_id WHERE p.origin_key = 'W' GROUP BY j.id")" "done 1 1"
+
 # ---- 3. a tiny random native model through the three roles
 if "$DSM" model init --out model --preset tiny --layers 1 >/dev/null 2>&1; then
   q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', id, 'seed', 7) FROM proofs WHERE origin_key IN ('A', 'B')" >/dev/null
