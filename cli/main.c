@@ -1,6 +1,8 @@
 /* main.c - the dsm front-end: dispatch a subcommand. See README "Commands" and "Exit codes". */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/log.h"
@@ -41,7 +43,20 @@ static void usage(FILE *f) {
                "Exit codes: 0 ok, 1 a predicate's \"no\", 2 usage or bad input, 3 system or service failure.\n");
 }
 
+/* OpenMP threads that spin while waiting collapse when the cores are shared (other processes,
+ * or dsm's own services beside training): measured in docs/training.md, passive waiting costs
+ * nothing on a quiet machine and is several times faster under contention. libgomp reads the
+ * policy when it loads, before main, so dsm re-executes itself once with it set, unless the user
+ * chose one. */
+static void ensure_omp_wait_policy(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("DSM_NO_REEXEC")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1) != 0 || setenv("DSM_NO_REEXEC", "1", 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    /* exec failed: carry on with the default policy */
+}
+
 int main(int argc, char **argv) {
+    ensure_omp_wait_policy(argv);
     dsm_log_init();
     if (argc < 2) {
         usage(stderr);
