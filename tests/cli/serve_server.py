@@ -8,6 +8,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BEGIN = "Here is my evaluation of the solution:"
 SCORE = "Based on my evaluation, the final overall score should be:"
+MBEGIN = 'Here is my analysis of the "solution evaluation":'
+MSCORE = 'Based on my analysis, I will rate the "solution evaluation" as:'
+# SCRIPT-<name> in a verifier prompt: the i-th request for that proof gets the i-th score, with an
+# analysis carrying RATE-<r> that the meta-verifier (a prompt with its marker) answers with r.
+SCRIPTS = {
+    "L1": [("1", "1"), ("1", "1"), ("1", "1")],
+    "L2": [("0", "1"), ("0", "1"), ("1", "1")],
+    "L3": [("0", "0"), ("0.5", "0"), ("1", "1")],
+    "L4": [("0", "1"), ("0.5", "1"), ("1", "1")],
+}
+seen = {}
 CASES = {
     "A": ("stop", f"{BEGIN}\nEvery step is justified.\n\n{SCORE}\n\\boxed{{1}}"),
     "B": ("stop", f"{BEGIN}\nStep 2 skips a case.\n\nBased on my evaluation, the final overal score should be: \\boxed{{0.5}}"),
@@ -25,6 +36,16 @@ class H(BaseHTTPRequestHandler):
         prompt = body["messages"][-1]["content"]
         m = re.search(r"CASE-([A-Z])", prompt)
         tag = m.group(1) if m else "?"
+        text = None
+        ms = re.search(r"SCRIPT-(L[0-9])", prompt)
+        if MBEGIN in prompt and "RATE-" in prompt:
+            r = re.search(r"RATE-([01](?:\.5)?)", prompt).group(1)
+            tag, text = "M", f"{MBEGIN}\nThe evaluation was checked.\n\n{MSCORE} \\boxed{{{r}}}"
+        elif ms:
+            i = seen.get(ms.group(1), 0)
+            seen[ms.group(1)] = i + 1
+            sc, r = SCRIPTS[ms.group(1)][i % 3]
+            tag, text = ms.group(1), f"{BEGIN}\nScripted finding RATE-{r}.\n\n{SCORE} \\boxed{{{sc}}}"
         with open(sys.argv[2], "a") as f:
             f.write(f"{tag} {body.get('seed')} {body.get('temperature')} {body.get('max_tokens')}\n")
         if tag == "S":  # slow: the worker is stopped (SIGTERM) while waiting for this
@@ -32,12 +53,15 @@ class H(BaseHTTPRequestHandler):
         if tag == "W":  # a long generation: the worker must heartbeat its lease meanwhile
             time.sleep(3)
             tag = "A"
-        if tag not in CASES:
+        if text is not None:
+            finish = "stop"
+        elif tag not in CASES:
             self.send_response(500)
             self.end_headers()
             self.wfile.write(b'{"error": "scripted failure"}')
             return
-        finish, text = CASES[tag]
+        else:
+            finish, text = CASES[tag]
         out = json.dumps({"id": "x", "object": "chat.completion", "model": body.get("model"),
                           "choices": [{"index": 0, "finish_reason": finish,
                                        "message": {"role": "assistant", "content": text}}],

@@ -5,7 +5,9 @@
 #      (format failures stored as rows), an HTTP 500 (the job fails, dead at max_attempts 1) and a
 #      bad payload; rows, provenance and job states are checked, a second run does nothing;
 #   2. SIGTERM while a request hangs: exit 0, the job is released (queued, attempt not counted);
-#   3. a tiny random native model serves the three roles (format failures, the plumbing).
+#   3. end to end: verifier and metaverifier services on scripted outputs, then `dsm label`
+#      gives the expected labels (meta-verification rejecting false issues included);
+#   4. a tiny random native model serves the three roles (format failures, the plumbing).
 set -u
 : "${DSM:?}" "${DSM_SOURCE_DIR:?}"
 T=$(mktemp -d /tmp/dsm-test-serve.XXXXXX)
@@ -107,6 +109,26 @@ wait $pid
 same "heartbeat: first worker exit" "$?" 0
 same "heartbeat: done on the first attempt, one row" "$(q "SELECT j.state || ' ' || j.attempts || ' ' || count(v.id) FROM jobs j JOIN verifications v ON v.job_id = j.id JOIN proofs p ON p.id = v.proof_id WHERE p.origin_key = 'W' GROUP BY j.id")" "done 1 1"
 
+# ---- 2c. end to end: verifier and metaverifier services over http, then `dsm label`
+for l in L1 L2 L3 L4; do
+  q "INSERT INTO proofs (problem_id, proof, origin, origin_key) SELECT id, 'Proof SCRIPT-$l.', 't', '$l' FROM problems" >/dev/null
+  q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', p.id) FROM proofs p, generate_series(1, 3) WHERE p.origin_key = '$l'" >/dev/null
+done
+t0=$(date +%s.%N)
+"$DSM" serve verifier --once --backend "$URL" --model-name scripted --retries -1 >/dev/null 2>e1.err
+rc1=$?
+# the vote needs m = 3 meta-verifications of every analysis reporting an issue
+q "INSERT INTO jobs (kind, payload) SELECT 'metaverify', jsonb_build_object('verification_id', v.id) FROM verifications v JOIN proofs p ON p.id = v.proof_id, generate_series(1, 3) WHERE p.origin_key LIKE 'L_' AND v.score < 1" >/dev/null
+"$DSM" serve metaverifier --once --concurrency 3 --backend "$URL" --model-name scripted --retries -1 >/dev/null 2>e2.err
+rc2=$?
+"$DSM" label --n 3 --m 3 --k 2 >lab.json 2>lab.err
+rc3=$?
+t1=$(date +%s.%N)
+echo "end to end (12 verify + 18 metaverify jobs, label): $(dt "$t0" "$t1") s"
+same "e2e: exits" "$rc1 $rc2 $rc3" "0 0 0"
+same "e2e: rows" "$(q "SELECT count(*) FROM verifications v JOIN proofs p ON p.id = v.proof_id WHERE p.origin_key LIKE 'L_'") $(q "SELECT count(*) FROM meta_verifications m JOIN verifications v ON v.id = m.verification_id JOIN proofs p ON p.id = v.proof_id WHERE p.origin_key LIKE 'L_' AND m.format_ok")" "12 18"
+same "e2e: labels (L3: meta-verification rejects the false issues)"     "$(q "SELECT string_agg(p.origin_key || ':' || coalesce(l.value::text, 'null') || ':' || (l.vote->>'reason'), ' ' ORDER BY p.origin_key) FROM labels l JOIN proofs p ON p.id = l.proof_id WHERE p.origin_key LIKE 'L_'")"     "L1:1.0:no-issues L2:0.0:agreed L3:1.0:all-issues-rejected L4:null:uncertain"
+
 # ---- 3. a tiny random native model through the three roles
 if "$DSM" model init --out model --preset tiny --layers 1 >/dev/null 2>&1; then
   q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', id, 'seed', 7) FROM proofs WHERE origin_key IN ('A', 'B')" >/dev/null
@@ -124,10 +146,10 @@ if "$DSM" model init --out model --preset tiny --layers 1 >/dev/null 2>&1; then
   clean_err n1.err && clean_err n2.err && clean_err n3.err && ok "native: no sanitizer report" || bad "native: sanitizer report"
   same "native: verifications (format failures, seed from payload)" \
     "$(q "SELECT count(*) || ' ' || bool_or(format_ok) || ' ' || min(seed) || ' ' || min(sampling->>'backend') FROM verifications WHERE sampling->>'backend' = 'native'")" "2 false 7 native"
-  same "native: meta-verification row" "$(q "SELECT count(*) || ' ' || bool_or(format_ok) FROM meta_verifications")" "1 false"
+  same "native: meta-verification row" "$(q "SELECT count(*) || ' ' || bool_or(format_ok) FROM meta_verifications WHERE sampling->>'backend' = 'native'")" "1 false"
   same "native: generated proof row" \
     "$(q "SELECT count(*) || ' ' || min(metadata->>'format_ok') || ' ' || bool_and(job_id IS NOT NULL) || ' ' || bool_and((sampling->>'prompt') ~ '^generate\.v1@') FROM proofs WHERE origin IS NULL")" "1 false true true"
-  same "native: model row" "$(q "SELECT kind FROM models WHERE id = (SELECT model_id FROM meta_verifications LIMIT 1)")" checkpoint
+  same "native: model row" "$(q "SELECT kind FROM models WHERE id = (SELECT model_id FROM meta_verifications WHERE sampling->>'backend' = 'native')")" checkpoint
   same "all jobs settled" "$(q "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')")" 0
 else bad "dsm model init failed"; fi
 
