@@ -545,8 +545,16 @@ int cmd_serve(int argc, char **argv) {
         }
         if (claimed) continue;
         if (once) break;
+        /* wait for a notification in short slices so that SIGTERM is noticed at once (a signal
+         * does not cut db_wait short) */
         int notified = 0;
-        if ((rc = db_wait(db, idle, &notified, &err))) {
+        double until = dsm_now() + idle;
+        while (!g_stop && !notified && !rc) {
+            double left = until - dsm_now();
+            if (left <= 0) break;
+            rc = db_wait(db, left < 0.25 ? left : 0.25, &notified, &err);
+        }
+        if (rc) {
             if (g_stop) break;
             if ((rc = db_reconnect(db, 60, &err))) goto done;
         }

@@ -96,6 +96,24 @@ grep -q '1 released' err3 && ok "SIGTERM: released in summary" || bad "SIGTERM s
 same "SIGTERM: job queued again, attempt not counted" "$(q "SELECT state || ' ' || attempts || ' ' || (lease_token IS NULL) FROM jobs j WHERE payload->>'proof_id' = (SELECT id::text FROM proofs WHERE origin_key = 'S')")" "queued 0 true"
 q "UPDATE jobs SET state = 'dead' WHERE state = 'queued' AND kind = 'verify'" >/dev/null
 
+# ---- 2a. an idle worker (no --once) is woken by NOTIFY and stops at once on SIGTERM
+"$DSM" serve verifier --idle-wait 60 --backend "$URL" --model-name scripted --retries -1 >out6 2>err6 &
+pid=$!
+sleep 1
+ts=$(date +%s.%N)
+q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', id) FROM proofs WHERE origin_key = 'A'" >/dev/null
+for _ in $(seq 100); do [ "$(q 'SELECT count(*) FROM verifications')" = 6 ] && break; sleep 0.1; done
+te=$(date +%s.%N)
+same "idle worker: new job served" "$(q 'SELECT count(*) FROM verifications')" 6
+echo "idle worker: job served $(dt "$ts" "$te") s after the INSERT (psql included)"
+ts=$(date +%s.%N)
+kill -TERM $pid
+wait $pid
+rc=$?
+te=$(date +%s.%N)
+same "idle worker: SIGTERM exit 0" "$rc" 0
+awk -v d="$(dt "$ts" "$te")" 'BEGIN { exit !(d < 2) }' && ok "idle worker: stops at once ($(dt "$ts" "$te") s)" || bad "idle worker: SIGTERM took $(dt "$ts" "$te") s"
+
 # ---- 2b. a request longer than the lease: the heartbeat keeps the job
 q "INSERT INTO proofs (problem_id, proof, origin, origin_key) SELECT id, 'Proof CASE-W.', 't', 'W' FROM problems" >/dev/null
 q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', id) FROM proofs WHERE origin_key = 'W'" >/dev/null
@@ -132,7 +150,7 @@ same "e2e: labels (L3: meta-verification rejects the false issues)"     "$(q "SE
 # ---- 3. a tiny random native model through the three roles
 if "$DSM" model init --out model --preset tiny --layers 1 >/dev/null 2>&1; then
   q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', id, 'seed', 7) FROM proofs WHERE origin_key IN ('A', 'B')" >/dev/null
-  q "INSERT INTO jobs (kind, payload) SELECT 'metaverify', jsonb_build_object('verification_id', v.id) FROM verifications v JOIN proofs p ON p.id = v.proof_id WHERE p.origin_key = 'A'" >/dev/null
+  q "INSERT INTO jobs (kind, payload) SELECT 'metaverify', jsonb_build_object('verification_id', min(v.id)) FROM verifications v JOIN proofs p ON p.id = v.proof_id WHERE p.origin_key = 'A'" >/dev/null
   nat="--backend native:model --device cpu --threads 2 --max-context 2048 --max-tokens 8 --once"
   t0=$(date +%s.%N)
   # shellcheck disable=SC2086
