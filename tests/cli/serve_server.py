@@ -3,7 +3,7 @@
 # written to PORTFILE), answers POST .../chat/completions with a canned verifier output chosen by
 # the tag CASE-<X> found in the prompt (A-E canned outputs, S answers after 30 s, W answers A after
 # 3 s, anything else HTTP 500), logs one line per request ("<tag> <seed> <temperature> <max_tokens>") to LOGFILE.
-import json, re, sys, time
+import json, re, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BEGIN = "Here is my evaluation of the solution:"
@@ -19,6 +19,7 @@ SCRIPTS = {
     "L4": [("0", "1"), ("0.5", "1"), ("1", "1")],
 }
 seen = {}
+lock = threading.Lock()
 CASES = {
     "A": ("stop", f"{BEGIN}\nEvery step is justified.\n\n{SCORE}\n\\boxed{{1}}"),
     "B": ("stop", f"{BEGIN}\nStep 2 skips a case.\n\nBased on my evaluation, the final overal score should be: \\boxed{{0.5}}"),
@@ -42,8 +43,9 @@ class H(BaseHTTPRequestHandler):
             r = re.search(r"RATE-([01](?:\.5)?)", prompt).group(1)
             tag, text = "M", f"{MBEGIN}\nThe evaluation was checked.\n\n{MSCORE} \\boxed{{{r}}}"
         elif ms:
-            i = seen.get(ms.group(1), 0)
-            seen[ms.group(1)] = i + 1
+            with lock:
+                i = seen.get(ms.group(1), 0)
+                seen[ms.group(1)] = i + 1
             sc, r = SCRIPTS[ms.group(1)][i % 3]
             tag, text = ms.group(1), f"{BEGIN}\nScripted finding RATE-{r}.\n\n{SCORE} \\boxed{{{sc}}}"
         with open(sys.argv[2], "a") as f:

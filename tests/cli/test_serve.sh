@@ -133,6 +133,8 @@ for l in L1 L2 L3 L4; do
   q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', p.id) FROM proofs p, generate_series(1, 3) WHERE p.origin_key = '$l'" >/dev/null
 done
 t0=$(date +%s.%N)
+"$DSM" serve verifier --max-jobs 5 --concurrency 2 --backend "$URL" --model-name scripted --retries -1 >/dev/null 2>e0.err
+same "--max-jobs 5 (batches of 2): exit 0 after 5 jobs" "$? $(q "SELECT count(*) FROM verifications v JOIN proofs p ON p.id = v.proof_id WHERE p.origin_key LIKE 'L_'")" "0 5"
 "$DSM" serve verifier --once --backend "$URL" --model-name scripted --retries -1 >/dev/null 2>e1.err
 rc1=$?
 # the vote needs m = 3 meta-verifications of every analysis reporting an issue
