@@ -436,7 +436,7 @@ int cmd_serve(int argc, char **argv) {
     int once = 0, batch = 1, max_tokens = 4096, top_k = 0;
     long max_jobs = 0, seed = 0;
     double temperature = 1.0, top_p = 0.95, lease = 120, backoff = 5, idle = 5;
-    const char *worker = NULL;
+    const char *worker = NULL, *template_path = NULL;
     const struct cli_opt opts[] = {
         {"--once", CLI_FLAG, &once, NULL, "exit when no job is claimable (instead of waiting for more)"},
         {"--max-jobs", CLI_LONG, &max_jobs, "N", "exit after N jobs (0 = no limit)"},
@@ -449,6 +449,7 @@ int cmd_serve(int argc, char **argv) {
         {"--backoff", CLI_DOUBLE, &backoff, "S", "first retry delay of a failed job (default 5, doubled per attempt)"},
         {"--idle-wait", CLI_DOUBLE, &idle, "S", "longest wait for a new-job notification (default 5)"},
         {"--worker", CLI_STR, &worker, "NAME", "lease owner name (default serve-ROLE-PID)"},
+        {"--template", CLI_STR, &template_path, "FILE", "prompt template instead of the built-in one (id file:NAME@hash)"},
         CLI_LM_OPTS(lf),
     };
     const struct cli_cmd_spec spec = {
@@ -496,11 +497,16 @@ int cmd_serve(int argc, char **argv) {
         snprintf(c.worker, sizeof c.worker, "serve-%s-%ld", pos[0], (long)getpid());
 
     struct dsm_err err = {0};
+    if (template_path && role_template_load(template_path, &c.tmpl, &err)) return cli_fail(spec.name, &err);
     struct dsm_db *db = NULL;
     struct db_open_opts o = {.migrate = 1};
-    if (db_open(&o, &db, &err)) return cli_fail(spec.name, &err);
+    if (db_open(&o, &db, &err)) {
+        role_template_free(&c.tmpl);
+        return cli_fail(spec.name, &err);
+    }
     int xc = cli_lm_open(spec.name, &lf, &c.lm);
     if (xc) {
+        role_template_free(&c.tmpl);
         db_close(db);
         return xc;
     }
@@ -578,6 +584,7 @@ done:
         pthread_cond_destroy(&hb.cv);
     }
     db_close(hb.db);
+    role_template_free(&c.tmpl);
     lm_destroy(c.lm);
     db_close(db);
     return rc ? cli_fail(spec.name, &err) : 0;

@@ -78,6 +78,17 @@ expect_fail "unknown role" 2 "unknown role" -- "$DSM" serve judge --backend "$UR
 expect_fail "no backend" 2 "--backend" -- "$DSM" serve verifier --once
 expect_fail "bad concurrency" 2 "concurrency" -- "$DSM" serve verifier --once --backend "$URL" --concurrency 65
 
+# --template: the file's id goes into the row
+printf 'Grade this.\n{{problem}}\n{{proof}}\n' >tmpl.md
+q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', id) FROM proofs WHERE origin_key = 'B'" >/dev/null
+"$DSM" serve verifier --once --template tmpl.md --backend "$URL" --model-name scripted --retries -1 >/dev/null 2>err7
+same "--template: row with the file's template id" "$?:$(q "SELECT count(*) FROM verifications WHERE sampling->>'prompt' ~ '^file:tmpl.md@[0-9a-f]{12}$' AND score = 0.5")" "0:1"
+expect_fail "--template missing file" 2 "nope.md" -- "$DSM" serve verifier --once --template nope.md --backend "$URL"
+printf 'Grade {{proof}} only.\n' >tmpl2.md
+q "INSERT INTO jobs (kind, payload, max_attempts) SELECT 'verify', jsonb_build_object('proof_id', id), 1 FROM proofs WHERE origin_key = 'B'" >/dev/null
+"$DSM" serve verifier --once --template tmpl2.md --backend "$URL" --model-name scripted --retries -1 >/dev/null 2>err8
+same "--template lacking {{problem}}: the job fails with the reason" "$(q "SELECT count(*) FROM jobs WHERE state = 'dead' AND last_error ~ 'problem'")" 1
+
 # ---- 2. SIGTERM while a request hangs: the job goes back to the queue
 q "INSERT INTO proofs (problem_id, proof, origin, origin_key) SELECT id, 'Proof CASE-S.', 't', 'S' FROM problems" >/dev/null
 q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', id) FROM proofs WHERE origin_key = 'S'" >/dev/null
@@ -97,14 +108,15 @@ same "SIGTERM: job queued again, attempt not counted" "$(q "SELECT state || ' ' 
 q "UPDATE jobs SET state = 'dead' WHERE state = 'queued' AND kind = 'verify'" >/dev/null
 
 # ---- 2a. an idle worker (no --once) is woken by NOTIFY and stops at once on SIGTERM
+n0=$(q 'SELECT count(*) FROM verifications')
 "$DSM" serve verifier --idle-wait 60 --backend "$URL" --model-name scripted --retries -1 >out6 2>err6 &
 pid=$!
 sleep 1
 ts=$(date +%s.%N)
 q "INSERT INTO jobs (kind, payload) SELECT 'verify', jsonb_build_object('proof_id', id) FROM proofs WHERE origin_key = 'A'" >/dev/null
-for _ in $(seq 100); do [ "$(q 'SELECT count(*) FROM verifications')" = 6 ] && break; sleep 0.1; done
+for _ in $(seq 100); do [ "$(q 'SELECT count(*) FROM verifications')" = $((n0 + 1)) ] && break; sleep 0.1; done
 te=$(date +%s.%N)
-same "idle worker: new job served" "$(q 'SELECT count(*) FROM verifications')" 6
+same "idle worker: new job served" "$(q 'SELECT count(*) FROM verifications')" $((n0 + 1))
 echo "idle worker: job served $(dt "$ts" "$te") s after the INSERT (psql included)"
 ts=$(date +%s.%N)
 kill -TERM $pid
