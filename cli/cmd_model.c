@@ -116,11 +116,13 @@ static int model_info(int argc, char **argv) {
 int cmd_model(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "init")) return model_init(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "info")) return model_info(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "merge-lora")) return cmd_train_merge_lora(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: dsm model init|info [options]\n  init  write a random model directory\n  info  print a model's configuration\n");
+        printf("usage: dsm model init|info|merge-lora [options]\n  init        write a random model directory\n"
+               "  info        print a model's configuration\n  merge-lora  merge a LoRA adapter into its base weights\n");
         return 0;
     }
-    fprintf(stderr, "dsm model: expected 'init' or 'info'%s%s (try 'dsm model --help')\n", argc >= 2 ? ", got " : "",
+    fprintf(stderr, "dsm model: expected 'init', 'info' or 'merge-lora'%s%s (try 'dsm model --help')\n", argc >= 2 ? ", got " : "",
             argc >= 2 ? argv[1] : "");
     return 2;
 }
