@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/attn.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/gemv.h"
 #include "kernels/cpu/host_mem.h"
@@ -145,11 +146,38 @@ static void softmax_inplace(float *p, int n) {
     for (int s = 0; s < n; s++) p[s] *= inv;
 }
 
+/* One query head over n keys: o (D) = softmax(scale * q·K) · V, with p (n) as scratch; key and
+ * value rows are `stride` floats apart. */
+static void head_attend(float *o, float *p, const float *q, const float *k, const float *v, int n, int stride,
+                        int D, float scale, int fast) {
+    if (fast) {
+        attn_scores_avx512(p, q, k, n, stride, D, scale);
+        softmax_inplace(p, n);
+        attn_accum_avx512(o, p, v, n, stride, D);
+        return;
+    }
+    for (int s = 0; s < n; s++) {
+        const float *kv = k + (size_t)s * stride;
+        float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+        for (int i = 0; i < D; i++) d += q[i] * kv[i];
+        p[s] = d * scale;
+    }
+    softmax_inplace(p, n);
+    for (int i = 0; i < D; i++) o[i] = 0.0f;
+    for (int s = 0; s < n; s++) {
+        const float *vv = v + (size_t)s * stride;
+        float ps = p[s];
+#pragma omp simd
+        for (int i = 0; i < D; i++) o[i] += ps * vv[i];
+    }
+}
+
 /* Few queries (decode): one (t, h) pair per iteration, dot products over the cache. */
 static void attention_loop(struct cpu_impl *ci, float *out, const float *q, const float *k,
                            const float *v, float *scratch, int T, int pos0, int Hq, int Hkv, int D,
                            float scale) {
-    int group = Hq / Hkv;
+    int group = Hq / Hkv, fast = ci->avx512 && attn_avx512_ok(D);
     int S = pos0 + T;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(ci->n_threads) \
     if (T * Hq > 1 && (size_t)T * Hq * S * D >= PARALLEL_MIN)
@@ -158,22 +186,8 @@ static void attention_loop(struct cpu_impl *ci, float *out, const float *q, cons
         int n = pos0 + t + 1;
         const float *qv = q + ((size_t)t * Hq + h) * D;
         float *p = scratch + (size_t)th * S;
-        for (int s = 0; s < n; s++) {
-            const float *kv = k + ((size_t)s * Hkv + kh) * D;
-            float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-            for (int i = 0; i < D; i++) d += qv[i] * kv[i];
-            p[s] = d * scale;
-        }
-        softmax_inplace(p, n);
         float *o = out + ((size_t)t * Hq + h) * D;
-        for (int i = 0; i < D; i++) o[i] = 0.0f;
-        for (int s = 0; s < n; s++) {
-            const float *vv = v + ((size_t)s * Hkv + kh) * D;
-            float ps = p[s];
-#pragma omp simd
-            for (int i = 0; i < D; i++) o[i] += ps * vv[i];
-        }
+        head_attend(o, p, qv, k + (size_t)kh * D, v + (size_t)kh * D, n, Hkv * D, D, scale, fast);
     }
 }
 
@@ -183,7 +197,7 @@ static void cpu_attention_decode(struct dsm_backend *be, float *out, const float
                                  size_t slot_stride, float *scratch, int B, int Hq, int Hkv, int D,
                                  float scale) {
     struct cpu_impl *ci = IMPL(be);
-    int group = Hq / Hkv, KV = Hkv * D, Smax = 0;
+    int group = Hq / Hkv, KV = Hkv * D, Smax = 0, fast = ci->avx512 && attn_avx512_ok(D);
     size_t work = 0;
     for (int b = 0; b < B; b++) {
         Smax = len[b] > Smax ? len[b] : Smax;
@@ -195,22 +209,8 @@ static void cpu_attention_decode(struct dsm_backend *be, float *out, const float
         const float *kb = k + (size_t)slot[b] * slot_stride, *vb = v + (size_t)slot[b] * slot_stride;
         const float *qv = q + (size_t)bh * D;
         float *p = scratch + (size_t)bh * Smax;
-        for (int s = 0; s < n; s++) {
-            const float *kv = kb + (size_t)s * KV + (size_t)kh * D;
-            float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-            for (int i = 0; i < D; i++) d += qv[i] * kv[i];
-            p[s] = d * scale;
-        }
-        softmax_inplace(p, n);
         float *o = out + (size_t)bh * D;
-        for (int i = 0; i < D; i++) o[i] = 0.0f;
-        for (int s = 0; s < n; s++) {
-            const float *vv = vb + (size_t)s * KV + (size_t)kh * D;
-            float ps = p[s];
-#pragma omp simd
-            for (int i = 0; i < D; i++) o[i] += ps * vv[i];
-        }
+        head_attend(o, p, qv, kb + (size_t)kh * D, vb + (size_t)kh * D, n, KV, D, scale, fast);
     }
 }
 

@@ -3,12 +3,25 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+/* Allocations at least this large (weights, KV pools) are 2 MB-aligned and marked for
+ * transparent huge pages: first touch of a multi-GB KV pool otherwise costs one page fault per
+ * 4 KB (a fifth of a 64-sample generation's time in a profile). */
+#define HUGE_MIN ((size_t)4 << 20)
+#define HUGE_ALIGN ((size_t)2 << 20)
 
 static void *host_alloc(struct dsm_backend *be, size_t bytes) {
     (void)be;
     size_t rounded = (bytes + 63) & ~(size_t)63;
     void *p = NULL;
-    if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) return NULL;
+    if (rounded >= HUGE_MIN) {
+        rounded = (rounded + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1);
+        if (posix_memalign(&p, HUGE_ALIGN, rounded) != 0) return NULL;
+        madvise(p, rounded, MADV_HUGEPAGE); /* advice only: failure changes nothing */
+    } else if (posix_memalign(&p, 64, rounded ? rounded : 64) != 0) {
+        return NULL;
+    }
 #ifndef NDEBUG
     memset(p, 0xA5, rounded); /* poison: reading uninitialised device memory shows up as garbage */
 #endif
