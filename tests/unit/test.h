@@ -8,6 +8,7 @@
 #define DSM_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -62,6 +63,21 @@ static int test_checks = 0;
         fprintf(stderr, "SKIP: %s\n", why);                                             \
         exit(77);                                                                       \
     } while (0)
+
+/* Reproducible random inputs: xorshift64 state (a test may set it to its own seed first). */
+static uint64_t test_rng_state = 0x9E3779B97F4A7C15ull;
+static inline float test_frand(void) { /* uniform in [-1, 1) */
+    test_rng_state ^= test_rng_state << 13;
+    test_rng_state ^= test_rng_state >> 7;
+    test_rng_state ^= test_rng_state << 17;
+    return (float)((test_rng_state >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+/* n uniform floats in a new array (the caller frees it). */
+static inline float *test_rand_vec(size_t n) {
+    float *v = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) v[i] = test_frand();
+    return v;
+}
 
 static inline int test_main_end(void) {
     fprintf(stderr, "%d checks, %d failures\n", test_checks, test_failures);

@@ -22,18 +22,6 @@
 #include "kernels/cpu/ref_train.h"
 #include "test.h"
 
-static uint64_t rng = 0x243F6A8885A308D3ull;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-}
-static float *rand_vec(size_t n) {
-    float *v = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++) v[i] = frand();
-    return v;
-}
 static float *dup_vec(const float *x, size_t n) {
     float *v = malloc(sizeof(float) * (n ? n : 1));
     memcpy(v, x, sizeof(float) * n);
@@ -124,7 +112,7 @@ static double ce_loss(void *c_) {
 static void test_reference_fd(void) {
     { /* linear */
         int M = 3, N = 5, K = 7;
-        struct lin_ctx c = {rand_vec((size_t)M * K), rand_vec((size_t)N * K), rand_vec(N), rand_vec((size_t)M * N),
+        struct lin_ctx c = {test_rand_vec((size_t)M * K), test_rand_vec((size_t)N * K), test_rand_vec(N), test_rand_vec((size_t)M * N),
                             malloc(sizeof(float) * M * N), M, N, K};
         float *dx = malloc(sizeof(float) * M * K), *dw = calloc((size_t)N * K, 4), *db = calloc(N, 4);
         ref_linear_backward(dx, dw, db, c.r, c.x, c.w, DSM_DT_F32, M, N, K, 0);
@@ -135,7 +123,7 @@ static void test_reference_fd(void) {
     }
     { /* rmsnorm */
         int T = 3, C = 9;
-        struct norm_ctx c = {rand_vec((size_t)T * C), rand_vec(C), rand_vec((size_t)T * C), malloc(sizeof(float) * T * C), T, C};
+        struct norm_ctx c = {test_rand_vec((size_t)T * C), test_rand_vec(C), test_rand_vec((size_t)T * C), malloc(sizeof(float) * T * C), T, C};
         float *dx = calloc((size_t)T * C, 4), *dw = calloc(C, 4);
         ref_rmsnorm_backward(dx, dw, c.r, c.x, c.w, T, C, 1e-5f);
         fd_check("rmsnorm dx", norm_loss, &c, c.x, dx, (size_t)T * C);
@@ -144,9 +132,9 @@ static void test_reference_fd(void) {
     }
     { /* rope + attention (GQA) */
         int T = 5, Hq = 4, Hkv = 2, D = 6, Q = Hq * D, KV = Hkv * D;
-        struct att_ctx c = {rand_vec((size_t)T * Q), rand_vec((size_t)T * KV), rand_vec((size_t)T * KV),
-                            rand_vec((size_t)T * Q), malloc(sizeof(float) * T * Q), malloc(sizeof(float) * T * Q),
-                            malloc(sizeof(float) * T * KV), rand_vec((size_t)T * D / 2), rand_vec((size_t)T * D / 2),
+        struct att_ctx c = {test_rand_vec((size_t)T * Q), test_rand_vec((size_t)T * KV), test_rand_vec((size_t)T * KV),
+                            test_rand_vec((size_t)T * Q), malloc(sizeof(float) * T * Q), malloc(sizeof(float) * T * Q),
+                            malloc(sizeof(float) * T * KV), test_rand_vec((size_t)T * D / 2), test_rand_vec((size_t)T * D / 2),
                             malloc(sizeof(int32_t) * T), T, Hq, Hkv, D};
         for (int t = 0; t < T; t++) c.pos[t] = t;
         att_loss(&c); /* leaves roped q, k in qr, kr */
@@ -162,7 +150,7 @@ static void test_reference_fd(void) {
     }
     { /* swiglu */
         size_t n = 11;
-        struct sw_ctx c = {rand_vec(n), rand_vec(n), rand_vec(n), malloc(sizeof(float) * n), n};
+        struct sw_ctx c = {test_rand_vec(n), test_rand_vec(n), test_rand_vec(n), malloc(sizeof(float) * n), n};
         for (size_t i = 0; i < n; i++) c.g[i] *= 3.0f;
         float *dg = malloc(sizeof(float) * n), *du = malloc(sizeof(float) * n);
         ref_swiglu_backward(dg, du, c.r, c.g, c.u, n);
@@ -173,7 +161,7 @@ static void test_reference_fd(void) {
     { /* cross-entropy with a masked row */
         int R = 3, V = 13;
         int32_t tg[3] = {4, -100, 12};
-        struct ce_ctx c = {rand_vec((size_t)R * V), malloc(sizeof(float) * R), NULL, tg, R, V};
+        struct ce_ctx c = {test_rand_vec((size_t)R * V), malloc(sizeof(float) * R), NULL, tg, R, V};
         float *d = malloc(sizeof(float) * R * V);
         ref_cross_entropy(c.lp, d, c.x, tg, R, V, 1.0f);
         fd_check("cross_entropy dlogits", ce_loss, &c, c.x, d, (size_t)R * V);
@@ -211,7 +199,7 @@ static void test_linear_backward(struct dsm_backend *be) {
         for (size_t di = 0; di < DSM_ARRAY_LEN(dts); di++)
             for (int acc = 0; acc < 2; acc++) {
                 int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
-                float *x = rand_vec((size_t)M * K), *w32 = rand_vec((size_t)N * K), *dout = rand_vec((size_t)M * N);
+                float *x = test_rand_vec((size_t)M * K), *w32 = test_rand_vec((size_t)N * K), *dout = test_rand_vec((size_t)M * N);
                 void *w = w32;
                 uint16_t *wb = NULL;
                 if (dts[di] == DSM_DT_BF16) {
@@ -219,7 +207,7 @@ static void test_linear_backward(struct dsm_backend *be) {
                     for (size_t i = 0; i < (size_t)N * K; i++) wb[i] = dsm_f32_to_bf16(w32[i]);
                     w = wb;
                 }
-                float *dx1 = rand_vec((size_t)M * K), *dw1 = rand_vec((size_t)N * K), *db1 = rand_vec(N);
+                float *dx1 = test_rand_vec((size_t)M * K), *dw1 = test_rand_vec((size_t)N * K), *db1 = test_rand_vec(N);
                 float *dx2 = dup_vec(dx1, (size_t)M * K), *dw2 = dup_vec(dw1, (size_t)N * K), *db2 = dup_vec(db1, N);
                 be->linear_backward(be, dx1, dw1, db1, dout, x, w, dts[di], M, N, K, acc);
                 ref_linear_backward(dx2, dw2, db2, dout, x, w, dts[di], M, N, K, acc);
@@ -238,8 +226,8 @@ static void test_rowwise_backward(struct dsm_backend *be) {
     for (size_t si = 0; si < DSM_ARRAY_LEN(shapes); si++) {
         int T = shapes[si][0], C = shapes[si][1];
         size_t n = (size_t)T * C;
-        float *x = rand_vec(n), *w = rand_vec(C), *dout = rand_vec(n);
-        float *dx1 = rand_vec(n), *dw1 = rand_vec(C), *dx2 = dup_vec(dx1, n), *dw2 = dup_vec(dw1, C);
+        float *x = test_rand_vec(n), *w = test_rand_vec(C), *dout = test_rand_vec(n);
+        float *dx1 = test_rand_vec(n), *dw1 = test_rand_vec(C), *dx2 = dup_vec(dx1, n), *dw2 = dup_vec(dw1, C);
         be->rmsnorm_backward(be, dx1, dw1, dout, x, w, T, C, 1e-6f);
         ref_rmsnorm_backward(dx2, dw2, dout, x, w, T, C, 1e-6f);
         CHECK_MSG(max_rel(dx1, dx2, n) <= 1e-5 && max_rel(dw1, dw2, C) <= 1e-6 * (T + 10),
@@ -255,7 +243,7 @@ static void test_rowwise_backward(struct dsm_backend *be) {
         int V = 11;
         int32_t *ids = malloc(sizeof(int32_t) * T);
         for (int t = 0; t < T; t++) ids[t] = (t * 7) % V;
-        float *e1 = rand_vec((size_t)V * C), *e2 = dup_vec(e1, (size_t)V * C);
+        float *e1 = test_rand_vec((size_t)V * C), *e2 = dup_vec(e1, (size_t)V * C);
         be->embedding_backward(be, e1, dout, ids, T, C);
         ref_embedding_backward(e2, dout, ids, T, C);
         CHECK_MSG(max_rel(e1, e2, (size_t)V * C) <= 1e-6 * (T + 1), "embedding_backward T=%d", T);
@@ -263,7 +251,7 @@ static void test_rowwise_backward(struct dsm_backend *be) {
         /* rope backward with a wide stride */
         int H = 2, D = C / H / 2 * 2, stride = C;
         if (D >= 2) {
-            float *cs = rand_vec((size_t)(T + 3) * D / 2), *sn = rand_vec((size_t)(T + 3) * D / 2);
+            float *cs = test_rand_vec((size_t)(T + 3) * D / 2), *sn = test_rand_vec((size_t)(T + 3) * D / 2);
             int32_t *pos = malloc(sizeof(int32_t) * T);
             for (int t = 0; t < T; t++) pos[t] = (t * 5) % (T + 3);
             float *r1 = dup_vec(dout, n), *r2 = dup_vec(dout, n);
@@ -280,7 +268,7 @@ static void test_rowwise_backward(struct dsm_backend *be) {
         CHECK_MSG(fabs(s1 - s2) <= 1e-6 * s2, "sumsq n=%zu: %g vs %g", n, s1, s2);
 
         /* adamw and sgd */
-        float *p1 = dup_vec(x, n), *p2 = dup_vec(x, n), *m1 = rand_vec(n), *v1 = rand_vec(n);
+        float *p1 = dup_vec(x, n), *p2 = dup_vec(x, n), *m1 = test_rand_vec(n), *v1 = test_rand_vec(n);
         for (size_t i = 0; i < n; i++) v1[i] = fabsf(v1[i]);
         float *m2 = dup_vec(m1, n), *v2 = dup_vec(v1, n);
         be->adamw(be, p1, dout, m1, v1, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.271f, 0.1426f, 0.5f);
@@ -316,7 +304,7 @@ static void test_attention_backward(struct dsm_backend *be) {
     for (size_t ci = 0; ci < DSM_ARRAY_LEN(cases); ci++) {
         int T = cases[ci][0], Hq = cases[ci][1], Hkv = cases[ci][2], D = cases[ci][3];
         size_t nq = (size_t)T * Hq * D, nk = (size_t)T * Hkv * D;
-        float *q = rand_vec(nq), *k = rand_vec(nk), *v = rand_vec(nk), *dout = rand_vec(nq);
+        float *q = test_rand_vec(nq), *k = test_rand_vec(nk), *v = test_rand_vec(nk), *dout = test_rand_vec(nq);
         float *dq1 = malloc(4 * nq), *dk1 = malloc(4 * nk), *dv1 = malloc(4 * nk);
         float *dq2 = malloc(4 * nq), *dk2 = malloc(4 * nk), *dv2 = malloc(4 * nk);
         float scale = 1.0f / sqrtf((float)D);
@@ -333,7 +321,7 @@ static void test_cross_entropy(struct dsm_backend *be) {
     for (size_t si = 0; si < DSM_ARRAY_LEN(shapes); si++) {
         int R = shapes[si][0], V = shapes[si][1];
         size_t n = (size_t)R * V;
-        float *x = rand_vec(n);
+        float *x = test_rand_vec(n);
         for (size_t i = 0; i < n; i++) x[i] *= 8.0f;
         int32_t *tg = malloc(sizeof(int32_t) * R);
         for (int r = 0; r < R; r++) tg[r] = r % 4 == 3 ? -100 : (r * 31) % V;
@@ -349,6 +337,7 @@ static void test_cross_entropy(struct dsm_backend *be) {
 }
 
 int main(void) {
+    test_rng_state = 0x243F6A8885A308D3ull;
     test_reference_fd();
     struct dsm_err err = {0};
     const char *names[] = {"cpu", "ref"};

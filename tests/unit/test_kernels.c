@@ -17,18 +17,6 @@
 #include "kernels/cpu/ref.h"
 #include "test.h"
 
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static float frand(void) { /* uniform in [-1, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((rng >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
-}
-static float *rand_vec(size_t n) {
-    float *v = malloc(sizeof(float) * (n ? n : 1));
-    for (size_t i = 0; i < n; i++) v[i] = frand();
-    return v;
-}
 
 /* Max of |a-b| / (1 + |b|) over n elements. */
 static double max_rel(const float *a, const float *b, size_t n) {
@@ -60,7 +48,7 @@ static void test_linear(struct dsm_backend *be) {
             for (size_t si = 0; si < DSM_ARRAY_LEN(NKs); si++)
                 for (int with_bias = 0; with_bias < 2; with_bias++) {
                     int M = Ms[mi], N = NKs[si][0], K = NKs[si][1];
-                    float *x = rand_vec((size_t)M * K), *w32 = rand_vec((size_t)N * K), *b = rand_vec(N);
+                    float *x = test_rand_vec((size_t)M * K), *w32 = test_rand_vec((size_t)N * K), *b = test_rand_vec(N);
                     void *w = make_weights(w32, (size_t)N * K, dts[di]);
                     float *o1 = malloc(sizeof(float) * M * N), *o2 = malloc(sizeof(float) * M * N);
                     be->linear(be, o1, x, w, dts[di], with_bias ? b : NULL, M, N, K);
@@ -75,7 +63,7 @@ static void test_linear(struct dsm_backend *be) {
 
 static void test_rowwise(struct dsm_backend *be) {
     int T = 7, C = 131, V = 50;
-    float *x = rand_vec((size_t)T * C), *w = rand_vec(C);
+    float *x = test_rand_vec((size_t)T * C), *w = test_rand_vec(C);
     float *o1 = malloc(sizeof(float) * T * C), *o2 = malloc(sizeof(float) * T * C);
     be->rmsnorm(be, o1, x, w, T, C, 1e-6f);
     ref_rmsnorm(o2, x, w, T, C, 1e-6f);
@@ -98,7 +86,7 @@ static void test_rowwise(struct dsm_backend *be) {
     /* embedding in all dtypes */
     static const enum dsm_dtype dts[] = {DSM_DT_F32, DSM_DT_BF16, DSM_DT_F16};
     int32_t ids[] = {0, 49, 3, 3, 17, 48, 1};
-    float *tab32 = rand_vec((size_t)V * C);
+    float *tab32 = test_rand_vec((size_t)V * C);
     for (size_t di = 0; di < DSM_ARRAY_LEN(dts); di++) {
         void *tab = make_weights(tab32, (size_t)V * C, dts[di]);
         be->embedding(be, o1, ids, tab, dts[di], T, C);
@@ -111,9 +99,9 @@ static void test_rowwise(struct dsm_backend *be) {
 
 static void test_rope(struct dsm_backend *be) {
     int T = 6, H = 3, D = 16, P = 40, stride = H * D + 5; /* a row stride wider than H*D */
-    float *x1 = rand_vec((size_t)T * stride), *x2 = malloc(sizeof(float) * T * stride);
+    float *x1 = test_rand_vec((size_t)T * stride), *x2 = malloc(sizeof(float) * T * stride);
     memcpy(x2, x1, sizeof(float) * T * stride);
-    float *c = rand_vec((size_t)P * D / 2), *s = rand_vec((size_t)P * D / 2);
+    float *c = test_rand_vec((size_t)P * D / 2), *s = test_rand_vec((size_t)P * D / 2);
     int32_t pos[] = {0, 1, 2, 39, 20, 7};
     be->rope(be, x1, pos, c, s, T, H, D, stride);
     ref_rope(x2, pos, c, s, T, H, D, stride);
@@ -128,7 +116,7 @@ static void test_attention(struct dsm_backend *be) {
     for (size_t ci = 0; ci < DSM_ARRAY_LEN(cases); ci++) {
         int T = cases[ci][0], pos0 = cases[ci][1], Hq = cases[ci][2], Hkv = cases[ci][3], D = cases[ci][4];
         int S = pos0 + T;
-        float *q = rand_vec((size_t)T * Hq * D), *k = rand_vec((size_t)S * Hkv * D), *v = rand_vec((size_t)S * Hkv * D);
+        float *q = test_rand_vec((size_t)T * Hq * D), *k = test_rand_vec((size_t)S * Hkv * D), *v = test_rand_vec((size_t)S * Hkv * D);
         float *o1 = malloc(sizeof(float) * T * Hq * D), *o2 = malloc(sizeof(float) * T * Hq * D);
         float *scratch = malloc(sizeof(float) * be->attention_scratch(be, T, S, Hq));
         float scale = 1.0f / sqrtf((float)D);
@@ -144,16 +132,16 @@ static void test_attention(struct dsm_backend *be) {
 static void test_attention_decode(struct dsm_backend *be) {
     int Hq = 6, Hkv = 2, D = 16, cap = 40, nslots = 5, KV = Hkv * D;
     size_t stride = (size_t)3 * cap * KV; /* as if 3 layers per slot: stride > one layer */
-    float *k = rand_vec(stride * nslots), *v = rand_vec(stride * nslots);
+    float *k = test_rand_vec(stride * nslots), *v = test_rand_vec(stride * nslots);
     int32_t slot[] = {4, 0, 2, 1}, len[] = {1, 17, 40, 9};
     int B = 4;
-    float *q = rand_vec((size_t)B * Hq * D), *o1 = malloc(sizeof(float) * B * Hq * D), *o2 = malloc(sizeof(float) * B * Hq * D);
+    float *q = test_rand_vec((size_t)B * Hq * D), *o1 = malloc(sizeof(float) * B * Hq * D), *o2 = malloc(sizeof(float) * B * Hq * D);
     float *scratch = malloc(sizeof(float) * B * Hq * cap);
     be->attention_decode(be, o1, q, k, v, slot, len, stride, scratch, B, Hq, Hkv, D, 0.25f);
     ref_attention_decode(o2, q, k, v, slot, len, stride, B, Hq, Hkv, D, 0.25f);
     CHECK_MSG(max_rel(o1, o2, (size_t)B * Hq * D) <= 1e-5, "attention_decode err %g", max_rel(o1, o2, (size_t)B * Hq * D));
     /* kv_scatter puts each row exactly where asked and nowhere else */
-    float *p1 = rand_vec(stride * nslots), *p2 = malloc(sizeof(float) * stride * nslots), *src = rand_vec((size_t)B * KV);
+    float *p1 = test_rand_vec(stride * nslots), *p2 = malloc(sizeof(float) * stride * nslots), *src = test_rand_vec((size_t)B * KV);
     memcpy(p2, p1, sizeof(float) * stride * nslots);
     int32_t pos[] = {0, 39, 7, 7};
     be->kv_scatter(be, p1, src, slot, pos, stride, B, KV);
@@ -168,7 +156,7 @@ static void test_batch_invariance(struct dsm_backend *be) {
     static const enum dsm_dtype dts[] = {DSM_DT_F32, DSM_DT_BF16};
     int N = 301, K = 200;
     for (size_t di = 0; di < DSM_ARRAY_LEN(dts); di++) {
-        float *w32 = rand_vec((size_t)N * K), *b = rand_vec(N), *x = rand_vec((size_t)64 * K);
+        float *w32 = test_rand_vec((size_t)N * K), *b = test_rand_vec(N), *x = test_rand_vec((size_t)64 * K);
         void *w = make_weights(w32, (size_t)N * K, dts[di]);
         float *all = malloc(sizeof(float) * 64 * N), *one = malloc(sizeof(float) * N);
         int bad = 0;
