@@ -236,6 +236,26 @@ static json_t *verdict_json(const struct synth_verdict *v) {
                      v->line, "lines", v->n_lines, "omitted", v->n_omitted);
 }
 
+/* The problem, the proof (required) and the analysis (optional) of `synth check` / `synth analyze`,
+ * each from a flag or a file (at most one of them from stdin). On success the caller frees *own_p
+ * and *own_a; on failure nothing is left to free and the return is the exit code. */
+static int get_problem_texts(const char *cmd, const char *problem, const char *proof_text, const char *proof_file,
+                             const char *an_text, const char *an_file, struct synth_problem *p, const char **proof,
+                             size_t *plen, char **own_p, const char **an, size_t *alen, char **own_a) {
+    if (proof_file && an_file && !strcmp(proof_file, "-") && !strcmp(an_file, "-"))
+        return cli_usage_error(cmd, "only one of the texts can come from stdin");
+    int rc = get_problem(cmd, problem, -1, -1, 0, p);
+    if (rc) return rc;
+    if ((rc = get_text(cmd, "proof", proof_text, proof_file, proof, plen, own_p))) return rc;
+    if (!*proof) return cli_usage_error(cmd, "give --proof TEXT or --proof-file F");
+    if ((rc = get_text(cmd, "analysis", an_text, an_file, an, alen, own_a))) {
+        free(*own_p);
+        *own_p = NULL;
+        return rc;
+    }
+    return 0;
+}
+
 static int synth_check_cmd(int argc, char **argv) {
     const char *problem = NULL, *proof_text = NULL, *proof_file = NULL, *an_text = NULL, *an_file = NULL;
     const struct cli_opt opts[] = {
@@ -255,19 +275,13 @@ static int synth_check_cmd(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (!problem) return cli_usage_error("synth check", "--problem is required");
-    if (proof_file && an_file && !strcmp(proof_file, "-") && !strcmp(an_file, "-"))
-        return cli_usage_error("synth check", "only one of the texts can come from stdin");
     struct synth_problem p;
-    if ((rc = get_problem("synth check", problem, -1, -1, 0, &p))) return rc;
     const char *proof, *an;
     size_t plen = 0, alen = 0;
     char *own_p = NULL, *own_a = NULL;
-    if ((rc = get_text("synth check", "proof", proof_text, proof_file, &proof, &plen, &own_p))) return rc;
-    if (!proof) return cli_usage_error("synth check", "give --proof TEXT or --proof-file F");
-    if ((rc = get_text("synth check", "analysis", an_text, an_file, &an, &alen, &own_a))) {
-        free(own_p);
+    if ((rc = get_problem_texts("synth check", problem, proof_text, proof_file, an_text, an_file, &p, &proof, &plen, &own_p,
+                                &an, &alen, &own_a)))
         return rc;
-    }
     struct synth_verdict v;
     synth_check(&p, proof, plen, &v);
     json_t *j = verdict_json(&v);
@@ -321,19 +335,13 @@ static int synth_analyze(int argc, char **argv) {
         return cli_usage_error("synth analyze", "--dishonest is for --role generator");
     if ((an_text || an_file) != (role == SYNTH_ROLE_METAVERIFIER))
         return cli_usage_error("synth analyze", "--analysis / --analysis-file go with --role metaverifier, and only there");
-    if (proof_file && an_file && !strcmp(proof_file, "-") && !strcmp(an_file, "-"))
-        return cli_usage_error("synth analyze", "only one of the texts can come from stdin");
     struct synth_problem p;
-    if ((rc = get_problem("synth analyze", problem, -1, -1, 0, &p))) return rc;
     const char *proof, *an;
     size_t plen = 0, alen = 0;
     char *own_p = NULL, *own_a = NULL;
-    if ((rc = get_text("synth analyze", "proof", proof_text, proof_file, &proof, &plen, &own_p))) return rc;
-    if (!proof) return cli_usage_error("synth analyze", "give --proof TEXT or --proof-file F");
-    if ((rc = get_text("synth analyze", "analysis", an_text, an_file, &an, &alen, &own_a))) {
-        free(own_p);
+    if ((rc = get_problem_texts("synth analyze", problem, proof_text, proof_file, an_text, an_file, &p, &proof, &plen, &own_p,
+                                &an, &alen, &own_a)))
         return rc;
-    }
     struct synth_verdict v;
     synth_check(&p, proof, plen, &v);
     char out[2 * SYNTH_TEXT_CAP];
