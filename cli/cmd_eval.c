@@ -212,29 +212,26 @@ int cmd_eval(int argc, char **argv) {
     int longest = 0;
     for (int i = 0; i < np; i++) {
         struct problem *p = &ps[i];
-        char prompt[16384];
-        snprintf(prompt, sizeof prompt, "%s\nPlease reason step by step, and put your final answer within \\boxed{}.", p->text);
-        char *rendered = NULL;
-        size_t rlen;
-        struct chat_msg msg = {"user", prompt};
-        if (fmt && (rc = chat_render(fmt, &msg, 1, 1, &rendered, &rlen, &err))) goto done;
-        int32_t *enc = NULL;
-        size_t ne = 0;
-        rc = tok_encode_alloc(tok, rendered ? rendered : prompt, strlen(rendered ? rendered : prompt), &enc, &ne, &err);
-        free(rendered);
-        if (rc) goto done;
-        int bos = fmt ? -1 : tok_bos_id(tok);
-        p->ids = malloc(sizeof(int32_t) * (ne + 1));
-        p->samples = calloc((size_t)k, sizeof *p->samples);
-        if (!p->ids || !p->samples) {
-            free(enc);
+        static const char instruction[] = "\nPlease reason step by step, and put your final answer within \\boxed{}.";
+        size_t plen = strlen(p->text);
+        char *prompt = malloc(plen + sizeof instruction);
+        if (!prompt) {
             rc = dsm_errf(&err, DSM_ENOMEM, "out of memory");
             goto done;
         }
-        if (bos >= 0) p->ids[p->n_ids++] = bos;
-        memcpy(p->ids + p->n_ids, enc, sizeof(int32_t) * ne);
-        p->n_ids += (int)ne;
-        free(enc);
+        memcpy(prompt, p->text, plen);
+        memcpy(prompt + plen, instruction, sizeof instruction);
+        struct chat_msg msg = {"user", prompt};
+        size_t nids = 0;
+        rc = chat_encode(fmt, tok, &msg, 1, 1, &p->ids, &nids, &err);
+        free(prompt);
+        if (rc) goto done;
+        p->n_ids = (int)nids;
+        p->samples = calloc((size_t)k, sizeof *p->samples);
+        if (!p->samples) {
+            rc = dsm_errf(&err, DSM_ENOMEM, "out of memory");
+            goto done;
+        }
         longest = p->n_ids > longest ? p->n_ids : longest;
     }
     struct dsm_model_opts mo = {.max_seq = longest + max_tokens};

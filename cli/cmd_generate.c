@@ -32,35 +32,17 @@ struct out_ctx {
     double t0;
 };
 
-/* Encode text (optionally as a one-message user chat) into p. */
+/* Encode text (as a one-message user chat when a format is chosen) or msgs (always a chat) into p. */
 static int encode_text(struct gen_ctx *g, const char *text, const struct chat_msg *msgs, size_t nmsg,
                        struct prompt *p, struct dsm_err *err) {
-    char *rendered = NULL;
-    size_t rlen = 0;
-    int rc = DSM_OK;
     struct chat_msg one = {"user", text};
-    if (msgs || g->chat) {
-        if (!g->fmt && (rc = chat_format_select(g->chat, g->tok, g->dir, &g->fmt, err))) return rc;
-        if ((rc = chat_render(g->fmt, msgs ? msgs : &one, msgs ? nmsg : 1, 1, &rendered, &rlen, err))) return rc;
-        text = rendered;
-    }
-    int32_t *enc = NULL;
-    size_t ne = 0;
-    rc = tok_encode_alloc(g->tok, text, strlen(text), &enc, &ne, err);
-    free(rendered);
-    if (rc) return rc;
-    int bos = (msgs || g->chat || g->no_bos) ? -1 : tok_bos_id(g->tok); /* a chat format writes its own BOS */
-    p->ids = malloc(sizeof(int32_t) * (ne + 1));
-    if (!p->ids) {
-        free(enc);
-        return dsm_errf(err, DSM_ENOMEM, "out of memory");
-    }
-    p->n = 0;
-    if (bos >= 0) p->ids[p->n++] = bos;
-    memcpy(p->ids + p->n, enc, sizeof(int32_t) * ne);
-    p->n += (int)ne;
-    free(enc);
-    return DSM_OK;
+    int rc;
+    if ((msgs || g->chat) && !g->fmt && (rc = chat_format_select(g->chat, g->tok, g->dir, &g->fmt, err))) return rc;
+    size_t n = 0;
+    rc = chat_encode(msgs || g->chat ? g->fmt : NULL, g->tok, msgs ? msgs : &one, msgs ? nmsg : 1, !g->no_bos, &p->ids,
+                     &n, err);
+    p->n = (int)n;
+    return rc;
 }
 
 /* One JSONL record: {"prompt": text} | {"messages": [{role, content}...]} | {"prompt_ids": [...]}. */

@@ -153,3 +153,40 @@ int chat_render(const struct chat_format *f, const struct chat_msg *msgs, size_t
     *len = o;
     return DSM_OK;
 }
+
+int chat_encode(const struct chat_format *f, const struct dsm_tokenizer *tok, const struct chat_msg *msgs,
+                size_t n, int add_bos, int32_t **ids, size_t *n_ids, struct dsm_err *err) {
+    *ids = NULL;
+    *n_ids = 0;
+    char *rendered = NULL;
+    size_t len = 0;
+    int rc;
+    if (f) {
+        if ((rc = chat_render(f, msgs, n, 1, &rendered, &len, err))) return rc;
+    } else if (n != 1 || !msgs[0].content) {
+        return dsm_errf(err, DSM_EINVAL, "a plain-text prompt is one message (got %zu); give a chat format for more", n);
+    }
+    const char *text = f ? rendered : msgs[0].content;
+    int32_t *enc = NULL;
+    size_t ne = 0;
+    rc = tok_encode_alloc(tok, text, f ? len : strlen(text), &enc, &ne, err);
+    free(rendered);
+    if (rc) return rc;
+    int32_t bos = !f && add_bos ? tok_bos_id(tok) : -1;
+    if (bos < 0) {
+        *ids = enc;
+        *n_ids = ne;
+        return DSM_OK;
+    }
+    int32_t *out = malloc(sizeof *out * (ne + 1));
+    if (!out) {
+        free(enc);
+        return dsm_errf(err, DSM_ENOMEM, "out of memory");
+    }
+    out[0] = bos;
+    if (ne) memcpy(out + 1, enc, sizeof *out * ne);
+    free(enc);
+    *ids = out;
+    *n_ids = ne + 1;
+    return DSM_OK;
+}

@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "common/err.h"
 
 struct dsm_tokenizer;
@@ -50,5 +52,13 @@ int chat_format_select(const char *override, const struct dsm_tokenizer *tok, co
  * DSM_EINVAL for an unknown role or a NULL content (naming the message index). */
 int chat_render(const struct chat_format *f, const struct chat_msg *msgs, size_t n,
                 int add_generation_prompt, char **text, size_t *len, struct dsm_err *err);
+
+/* Token ids of a prompt, as new array *ids (*n of them; the caller frees it). With a format f, the
+ * messages are rendered with the generation prompt (the format writes its own BOS) and encoded.
+ * With f NULL the prompt is plain text: msgs must be one message whose content is encoded as it
+ * is, after tok's BOS when add_bos and tok has one. Errors as chat_render and tok_encode;
+ * DSM_EINVAL for several messages without a format. */
+int chat_encode(const struct chat_format *f, const struct dsm_tokenizer *tok, const struct chat_msg *msgs,
+                size_t n, int add_bos, int32_t **ids, size_t *n_ids, struct dsm_err *err);
 
 #endif

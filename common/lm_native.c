@@ -88,13 +88,10 @@ static int native_sample(struct dsm_lm *base, const struct lm_request *reqs, int
         const struct lm_request *q = &reqs[i];
         struct lm_result *r = &results[i];
         struct dsm_err e = {0};
-        char *text = NULL;
-        size_t tlen = 0, nids = 0;
+        size_t nids = 0;
         r->attempts = 1;
         r->prompt_tokens = -1;
-        int st = chat_render(lm->fmt, q->msgs, q->n_msgs, 1, &text, &tlen, &e);
-        if (!st) st = tok_encode_alloc(lm->tok, text, tlen, &ids[i], &nids, &e);
-        free(text);
+        int st = chat_encode(lm->fmt, lm->tok, q->msgs, q->n_msgs, 0, &ids[i], &nids, &e);
         if (!st && (long)nids + q->s.max_tokens > lm->context)
             st = dsm_errf(&e, DSM_EINVAL, "prompt of %zu tokens + max_tokens %d exceeds the context of %d tokens", nids,
                           q->s.max_tokens, lm->context);
