@@ -31,14 +31,25 @@ J
 [ "$(wc -l <"$T/many.jsonl")" = 6 ] && ok "3 prompts x 2 samples" || bad "prompts file: $(cat "$T/err")"
 grep -q "3 completions\|6 completions" "$T/err" && ok "totals on stderr" || bad "no totals line"
 
-# greedy with a stop string taken from the greedy text itself: the text ends just before it
-full=$("$DSM" generate --model "$M" --prompt-ids 256,72 --temperature 0 --max-tokens 40 --json 2>/dev/null)
-stop=$(printf '%s' "$full" | sed 's/.*"text":"\([a-zA-Z0-9 ]\{3\}\).*/\1/')
-if [ ${#stop} = 3 ] && [ "$stop" != "$full" ]; then
-  "$DSM" generate --model "$M" --prompt-ids 256,72 --temperature 0 --max-tokens 40 --stop "$stop" --json 2>/dev/null >"$T/stop.json"
-  grep -q '"finish_reason":"stop"' "$T/stop.json" && ok "stop string ends generation" || bad "stop: $(cat "$T/stop.json")"
+# a seeded sample with a stop string taken from that same sample: two consecutive alphanumeric byte
+# tokens (so the string spans a token boundary); the run must end there with finish_reason stop
+full=$("$DSM" generate --model "$M" --prompt-ids 256,72 --temperature 1 --seed 9 --max-tokens 60 --ignore-eos --json 2>/dev/null)
+ids=$(printf '%s' "$full" | sed 's/.*"ids":\[\([^]]*\)\].*/\1/' | tr ',' ' ')
+stop="" prev=""
+alnum() { [ "$1" -ge 48 ] && [ "$1" -le 57 ] || { [ "$1" -ge 65 ] && [ "$1" -le 90 ]; } || { [ "$1" -ge 97 ] && [ "$1" -le 122 ]; }; }
+for id in $ids; do
+  if [ -n "$prev" ] && alnum "$prev" && alnum "$id"; then stop=$(printf "\\$(printf %o "$prev")\\$(printf %o "$id")"); break; fi
+  prev=$id
+done
+if [ ${#stop} = 2 ]; then
+  "$DSM" generate --model "$M" --prompt-ids 256,72 --temperature 1 --seed 9 --max-tokens 60 --ignore-eos --stop "$stop" --json 2>/dev/null >"$T/stop.json"
+  n=$(sed 's/.*"ids":\[\([^]]*\)\].*/\1/' "$T/stop.json" | tr ',' '\n' | wc -l)
+  text=$(sed 's/.*"text":"\([^"]*\)".*/\1/' "$T/stop.json")
+  if grep -q '"finish_reason":"stop"' "$T/stop.json" && [ "$n" -lt 60 ] && [ "${text#*"$stop"}" = "$text" ]; then
+    ok "stop string '$stop' across tokens ends generation after $n tokens"
+  else bad "stop '$stop': $(cat "$T/stop.json")"; fi
 else
-  ok "stop string check not applicable to this model's greedy text"
+  bad "the sample has no two consecutive alphanumeric byte tokens to build a stop string from: $ids"
 fi
 
 # bad input

@@ -274,10 +274,8 @@ static void test_stop_and_eos(struct dsm_engine *e) {
         if ((unsigned char)full[i] < 0x80 && (unsigned char)full[i + 1] < 0x80 && (unsigned char)full[i + 2] < 0x80 &&
             full[i] && full[i + 1] && full[i + 2])
             start = (int)i;
-    if (start < 0) {
-        fprintf(stderr, "no ASCII run in the greedy text; stop-string check skipped for this model\n");
-        return;
-    }
+    CHECK_MSG(start >= 0, "no run of three ASCII bytes in the greedy text '%s' to build a stop string from", full);
+    if (start < 0) return;
     char stop[4] = {full[start], full[start + 1], full[start + 2], 0};
     const char *stops[] = {"\x01\x02never", stop};
     const char *first = strstr(full, stop);
