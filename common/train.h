@@ -64,6 +64,17 @@ int dsm_train_batch(struct dsm_train *t, const int32_t *ids, const int32_t *labe
                     float grad_scale, int backward, double *nll_sum, int *n_valid,
                     struct dsm_err *err);
 
+/* d loss / d logp for rows[0..n) of the current batch (row r = b*T + i predicts the label at
+ * position i+1 of sequence b), given their live log-probabilities logp[0..n): write g[0..n).
+ * Called once per chunk of rows, in row order; g of a row without a label is ignored. */
+typedef void (*dsm_train_row_grad_fn)(void *ctx, const int *rows, const float *logp, int n, float *g);
+
+/* Forward and backward of any loss that is a function of the per-token log-probabilities of the
+ * labels (policy gradients: GRPO): the gradient added is Σ_r g_r · d logp_r / d params, with g_r
+ * from fn (evaluated on the same forward). Labels as in dsm_train_batch (< 0 = no loss). */
+int dsm_train_batch_rowgrad(struct dsm_train *t, const int32_t *ids, const int32_t *labels, int B, int T,
+                            dsm_train_row_grad_fn fn, void *ctx, struct dsm_err *err);
+
 /* Per-token log-probabilities of given tokens: logp (B, T-1) host, logp[b][t] =
  * log p(ids[b][t+1] | ids[b][0..t]). Gradients are untouched. */
 int dsm_train_token_logp(struct dsm_train *t, const int32_t *ids, int B, int T, float *logp,
@@ -73,6 +84,9 @@ int dsm_train_token_logp(struct dsm_train *t, const int32_t *ids, int B, int T, 
  * dsm_param_numel elements; NULL when p is absent or frozen (LoRA); a tied lm_head gives the
  * embedding's. */
 float *dsm_train_grad(struct dsm_train *t, enum dsm_param p, int layer);
+
+/* The sizes the trainer was created with. */
+void dsm_train_sizes(const struct dsm_train *t, int *max_rows, int *max_seq);
 
 /* The trainable tensors with their gradients, for the optimizer and checkpoints: every present
  * model parameter (HF names; decay on weight matrices), or with LoRA every A and B (PEFT names,

@@ -485,14 +485,38 @@ static void forward_layers(struct dsm_train *t, int B, int T) {
     be->rmsnorm(be, t->xn, t->xres[c->n_layers], W(DSM_P_NORM, 0), N, C, c->rms_norm_eps);
 }
 
+/* A policy-gradient loss: fn gives d loss / d logp for each row from the rows' live logp. */
+struct row_grad {
+    dsm_train_row_grad_fn fn;
+    void *ctx;
+};
+
+/* With backward and a row_grad, dlogits (n rows of the chunk, from cross_entropy with scale 1,
+ * i.e. softmax - onehot) becomes g_r * (onehot - softmax) = d loss / d logits of each row. */
+static int apply_row_grad(struct dsm_train *t, const struct row_grad *rg, const int *rows, int n,
+                          struct dsm_err *err) {
+    struct dsm_backend *be = t->be;
+    int V = t->m->cfg.vocab_size;
+    float g[LOGIT_CHUNK];
+    be->download(be, t->logp_host, t->logp, sizeof(float) * (size_t)n);
+    int rc = be->sync(be, err);
+    if (rc) return rc;
+    rg->fn(rg->ctx, rows, t->logp_host, n, g);
+    for (int i = 0; i < n; i++) {
+        if (t->tgt_host[rows[i]] < 0) continue; /* masked: the gradient is already 0 */
+        be->scale(be, t->logits + (size_t)i * V, (size_t)V, -g[i]);
+    }
+    return DSM_OK;
+}
+
 /* Loss over only the rows with a target (prompt rows of SFT batches cost no logits): rows are
  * gathered LOGIT_CHUNK at a time into xg, and their gradient scattered back into t->dh (zero
  * elsewhere). Same per-row arithmetic as the dense path. */
-static int loss_gathered(struct dsm_train *t, int N, int kept, float grad_scale, int backward, double *nll,
-                         struct dsm_err *err) {
+static int loss_gathered(struct dsm_train *t, int N, int kept, float grad_scale, const struct row_grad *rg,
+                         int backward, double *nll, struct dsm_err *err) {
     const struct dsm_model_config *c = &t->m->cfg;
     struct dsm_backend *be = t->be;
-    int C = c->hidden_size, V = c->vocab_size;
+    int C = c->hidden_size, V = c->vocab_size, rc;
     size_t row = sizeof(float) * (size_t)C;
     int32_t tg[LOGIT_CHUNK];
     if (backward) be->zero(be, t->dh, row * (size_t)N);
@@ -506,6 +530,7 @@ static int loss_gathered(struct dsm_train *t, int N, int kept, float grad_scale,
         be->upload(be, t->tgc_dev, tg, sizeof(int32_t) * (size_t)n);
         be->linear(be, t->logits, t->xg, W(DSM_P_LM_HEAD, 0), t->m->wdt, NULL, n, V, C);
         be->cross_entropy(be, t->logp, backward ? t->logits : NULL, t->logits, t->tgc_dev, n, V, grad_scale);
+        if (backward && rg && (rc = apply_row_grad(t, rg, t->rows_host + k0, n, err))) return rc;
         if (backward) {
             be->linear_backward(be, t->dxg, G(DSM_P_LM_HEAD, 0), NULL, t->logits, t->xg, W(DSM_P_LM_HEAD, 0), t->m->wdt, n,
                                 V, C, 0);
@@ -520,22 +545,27 @@ static int loss_gathered(struct dsm_train *t, int N, int kept, float grad_scale,
 /* Logits and cross-entropy chunk by chunk; logp of each row goes to out (host, N) when not NULL,
  * else is summed into *nll over kept rows; with backward, d xn is written into t->dh. When at
  * most 3/4 of the rows have a target (and out is NULL), only those rows are computed. */
-static int loss_chunks(struct dsm_train *t, int N, float grad_scale, int backward, float *out, double *nll,
-                       struct dsm_err *err) {
+static int loss_chunks(struct dsm_train *t, int N, float grad_scale, const struct row_grad *rg, int backward,
+                       float *out, double *nll, struct dsm_err *err) {
     const struct dsm_model_config *c = &t->m->cfg;
     struct dsm_backend *be = t->be;
-    int C = c->hidden_size, V = c->vocab_size;
+    int C = c->hidden_size, V = c->vocab_size, rc;
     if (!out) {
         int kept = 0;
         for (int r = 0; r < N; r++)
             if (t->tgt_host[r] >= 0) t->rows_host[kept++] = r;
-        if (4 * kept <= 3 * N) return loss_gathered(t, N, kept, grad_scale, backward, nll, err);
+        if (4 * kept <= 3 * N) return loss_gathered(t, N, kept, grad_scale, rg, backward, nll, err);
     }
+    int rows[LOGIT_CHUNK];
     for (int r0 = 0; r0 < N; r0 += LOGIT_CHUNK) {
         int n = N - r0 < LOGIT_CHUNK ? N - r0 : LOGIT_CHUNK;
         const float *xr = t->xn + (size_t)r0 * C;
         be->linear(be, t->logits, xr, W(DSM_P_LM_HEAD, 0), t->m->wdt, NULL, n, V, C);
         be->cross_entropy(be, t->logp, backward ? t->logits : NULL, t->logits, t->tgt_dev + r0, n, V, grad_scale);
+        if (backward && rg) {
+            for (int i = 0; i < n; i++) rows[i] = r0 + i;
+            if ((rc = apply_row_grad(t, rg, rows, n, err))) return rc;
+        }
         if (backward)
             be->linear_backward(be, t->dh + (size_t)r0 * C, G(DSM_P_LM_HEAD, 0), NULL, t->logits, xr, W(DSM_P_LM_HEAD, 0),
                                 t->m->wdt, n, V, C, 0);
@@ -546,9 +576,9 @@ static int loss_chunks(struct dsm_train *t, int N, float grad_scale, int backwar
     return be->sync(be, err);
 }
 
-int dsm_train_batch(struct dsm_train *t, const int32_t *ids, const int32_t *labels, int B, int T,
-                    float grad_scale, int backward, double *nll_sum, int *n_valid,
-                    struct dsm_err *err) {
+static int batch_core(struct dsm_train *t, const int32_t *ids, const int32_t *labels, int B, int T,
+                      float grad_scale, const struct row_grad *rg, int backward, double *nll_sum, int *n_valid,
+                      struct dsm_err *err) {
     int rc = upload_batch(t, ids, labels, B, T, err);
     if (rc) return rc;
     const struct dsm_model_config *c = &t->m->cfg;
@@ -560,7 +590,7 @@ int dsm_train_batch(struct dsm_train *t, const int32_t *ids, const int32_t *labe
     t->training = backward;
     forward_layers(t, B, T);
     double nll = 0.0;
-    if ((rc = loss_chunks(t, N, grad_scale, backward, NULL, &nll, err))) return rc;
+    if ((rc = loss_chunks(t, N, grad_scale, rg, backward, NULL, &nll, err))) return rc;
     if (nll_sum) *nll_sum = nll;
     if (n_valid) *n_valid = kept;
     if (!backward) return DSM_OK;
@@ -574,6 +604,24 @@ int dsm_train_batch(struct dsm_train *t, const int32_t *ids, const int32_t *labe
     return be->sync(be, err);
 }
 
+int dsm_train_batch(struct dsm_train *t, const int32_t *ids, const int32_t *labels, int B, int T,
+                    float grad_scale, int backward, double *nll_sum, int *n_valid,
+                    struct dsm_err *err) {
+    return batch_core(t, ids, labels, B, T, grad_scale, NULL, backward, nll_sum, n_valid, err);
+}
+
+int dsm_train_batch_rowgrad(struct dsm_train *t, const int32_t *ids, const int32_t *labels, int B, int T,
+                            dsm_train_row_grad_fn fn, void *ctx, struct dsm_err *err) {
+    if (!fn) return dsm_errf(err, DSM_EINVAL, "dsm_train_batch_rowgrad needs a row-gradient function");
+    struct row_grad rg = {fn, ctx};
+    return batch_core(t, ids, labels, B, T, 1.0f, &rg, 1, NULL, NULL, err);
+}
+
+void dsm_train_sizes(const struct dsm_train *t, int *max_rows, int *max_seq) {
+    *max_rows = t->rows;
+    *max_seq = t->seq;
+}
+
 int dsm_train_token_logp(struct dsm_train *t, const int32_t *ids, int B, int T, float *logp,
                          struct dsm_err *err) {
     int rc = upload_batch(t, ids, NULL, B, T, err);
@@ -583,7 +631,7 @@ int dsm_train_token_logp(struct dsm_train *t, const int32_t *ids, int B, int T, 
     if (!all) return dsm_errf(err, DSM_ENOMEM, "out of memory for log-probabilities");
     t->training = 0;
     forward_layers(t, B, T);
-    rc = loss_chunks(t, N, 0.0f, 0, all, NULL, err);
+    rc = loss_chunks(t, N, 0.0f, NULL, 0, all, NULL, err);
     if (!rc)
         for (int b = 0; b < B; b++) memcpy(logp + (size_t)b * (T - 1), all + (size_t)b * T, sizeof(float) * (size_t)(T - 1));
     free(all);

@@ -40,6 +40,7 @@
 #include "common/train.h"
 #include "common/util.h"
 #include "test.h"
+#include "grad_check.h"
 
 #define TOL_GRAD 1e-4
 #define TOL_LOSS 1e-5
@@ -80,44 +81,6 @@ static int case_read(const char *dir, struct tcase *c) {
         for (int i = 0; i < c->T - 1; i++) c->logp[(size_t)b * (c->T - 1) + i] = (float)json_real_value(json_array_get(json_array_get(lp, b), i));
     json_decref(j);
     return rc;
-}
-
-/* Compare every gradient with the reference file; returns the worst relative error. */
-static double compare_grads(struct dsm_train *t, const struct dsm_model_config *cfg, const char *dir, const char *what) {
-    char path[1400], name[256];
-    snprintf(path, sizeof path, "%s/grads.safetensors", dir);
-    struct st_file *f = NULL;
-    struct dsm_err err = {0};
-    CHECK_OK(st_open(path, &f, &err), &err);
-    if (!f) return INFINITY;
-    double worst = 0.0;
-    int seen = 0;
-    for (int p = 0; p < DSM_P_COUNT; p++) {
-        if (!dsm_param_present(cfg, (enum dsm_param)p)) continue;
-        for (int l = 0; l < (dsm_param_table[p].per_layer ? cfg->n_layers : 1); l++) {
-            dsm_param_name((enum dsm_param)p, l, name, sizeof name);
-            const struct st_tensor *rt = st_find(f, name);
-            size_t n = dsm_param_numel(cfg, (enum dsm_param)p);
-            CHECK_MSG(rt && rt->dtype == DSM_DT_F32 && rt->nbytes == 4 * n, "%s: reference gradient %s missing or misshapen", what, name);
-            if (!rt || rt->nbytes != 4 * n) continue;
-            const float *g = dsm_train_grad(t, (enum dsm_param)p, l); /* host memory on cpu/ref */
-            double mx = 0.0, md = 0.0;
-            for (size_t i = 0; i < n; i++) {
-                float r;
-                memcpy(&r, (const char *)rt->data + 4 * i, 4);
-                mx = fmax(mx, fabs(r));
-                double d = fabs((double)g[i] - r);
-                if (!(d <= md)) md = isnan(d) ? INFINITY : d;
-            }
-            double rel = md / (mx > 0 ? mx : 1.0);
-            CHECK_MSG(rel <= TOL_GRAD, "%s: gradient of %s: max err %.3g relative to max |g| %.3g", what, name, rel, mx);
-            if (rel > worst) worst = rel;
-            seen++;
-        }
-    }
-    CHECK_MSG(seen == st_count(f), "%s: compared %d gradients, reference has %d", what, seen, st_count(f));
-    st_close(f);
-    return worst;
 }
 
 static size_t grad_total(const struct dsm_model_config *cfg) {
@@ -162,7 +125,9 @@ static void run_case(const char *dir, const char *fname, const char *bename, str
     CHECK_MSG(nv == c->n_valid, "%s: %d unmasked targets, reference %d", what, nv, c->n_valid);
     double loss = nll / nv;
     CHECK_MSG(fabs(loss - c->loss) <= TOL_LOSS * c->loss, "%s: loss %.8f vs reference %.8f", what, loss, c->loss);
-    double worst = compare_grads(t, cfg, dir, what);
+    char gpath[1400];
+    snprintf(gpath, sizeof gpath, "%s/grads.safetensors", dir);
+    double worst = compare_grads(t, cfg, gpath, what, TOL_GRAD);
 
     float *lp = malloc(sizeof(float) * (size_t)c->B * (c->T - 1));
     CHECK_OK(dsm_train_token_logp(t, c->ids, c->B, c->T, lp, &err), &err);
