@@ -168,16 +168,22 @@ static void serve_prepare(struct dsm_db *db, const struct serve_cfg *c, struct s
             rc = ver_prompt_build(&c->tmpl, db_get(r, 0, "statement"), db_get(r, 0, "proof"), &it->prompt, &err);
     } else {
         if (!(rc = fetch_row(db,
-                             "SELECT pr.statement, p.proof, v.analysis FROM verifications v "
+                             "SELECT pr.statement, p.proof, v.analysis, v.raw_output FROM verifications v "
                              "JOIN proofs p ON p.id = v.proof_id JOIN problems pr ON pr.id = p.problem_id "
                              "WHERE v.id = $1::bigint",
                              it->ref_id, &r, "verification", &err))) {
-            const char *an = db_get(r, 0, "analysis");
+            /* the meta-verifier judges the whole evaluation, its score included (whether the score
+             * follows from the defects is part of the rating): the output after its last </think> */
+            const char *an = db_get(r, 0, "analysis"), *raw = db_get(r, 0, "raw_output");
+            struct role_span tail = {0};
+            if (raw) role_after_think(raw, strlen(raw), &tail);
+            char *whole = tail.p && tail.n ? strndup(tail.p, tail.n) : NULL;
             if (!an || !*an)
                 it->skip = 1; /* a format failure has no analysis to judge */
             else
-                rc = mver_prompt_build(&c->tmpl, db_get(r, 0, "statement"), db_get(r, 0, "proof"), an, &it->prompt,
-                                       &err);
+                rc = mver_prompt_build(&c->tmpl, db_get(r, 0, "statement"), db_get(r, 0, "proof"), whole ? whole : an,
+                                       &it->prompt, &err);
+            free(whole);
         }
     }
     PQclear(r);

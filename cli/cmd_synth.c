@@ -370,6 +370,7 @@ static int synth_analyze(int argc, char **argv) {
 static int synth_sft(int argc, char **argv) {
     const char *role_name = NULL, *diff = NULL, *plants = NULL, *flaws = NULL;
     long n = 100, seed = 1, start = 0;
+    int messages = 0;
     struct synth_sft_opts o;
     synth_sft_opts_default(&o);
     const struct cli_opt opts[] = {
@@ -386,6 +387,9 @@ static int synth_sft(int argc, char **argv) {
         {"--flawed", CLI_DOUBLE, &o.gen_flawed, "X", "generator: share of flawed proofs (default 0.3)"},
         {"--dishonest", CLI_DOUBLE, &o.gen_dishonest, "X",
          "generator: share of flawed proofs claimed right (default 0.333)"},
+        {"--messages", CLI_FLAG, &messages, NULL,
+         "write {\"messages\": [user, assistant], \"meta\"} records: the chat format is applied in training, "
+         "as the services and the native lm apply it when sampling"},
     };
     const struct cli_cmd_spec spec = {
         "synth sft", "--role R [--n N] [--seed S] [--start I] [--difficulty A..B] [mix options]",
@@ -411,6 +415,10 @@ static int synth_sft(int argc, char **argv) {
         json_t *j = NULL;
         if (synth_sft_record((enum synth_role)role, (uint64_t)seed, (uint64_t)i, &o, &j, &err))
             return cli_fail("synth sft", &err);
+        if (messages && synth_sft_to_messages(j, &err)) {
+            json_decref(j);
+            return cli_fail("synth sft", &err);
+        }
         if ((rc = print_json(j))) return rc;
     }
     return fflush(stdout) ? 3 : 0;

@@ -267,4 +267,10 @@ struct json_t;
 int synth_sft_record(enum synth_role role, uint64_t seed, uint64_t index,
                      const struct synth_sft_opts *o, struct json_t **out, struct dsm_err *err);
 
+/* Turn a record of synth_sft_record in place into the chat form {"messages": [{"role": "user",
+ * "content": prompt}, {"role": "assistant", "content": response}], "meta"}: trained with the
+ * model's chat format, exactly as the services and the native lm render the prompt when they
+ * sample. Errors: DSM_EINVAL when rec lacks the strings, DSM_ENOMEM. */
+int synth_sft_to_messages(struct json_t *rec, struct dsm_err *err);
+
 #endif

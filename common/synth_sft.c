@@ -222,3 +222,14 @@ oom:
     json_decref(rec);
     return dsm_errf(err, DSM_ENOMEM, "out of memory building SFT record %llu", (unsigned long long)index);
 }
+
+int synth_sft_to_messages(json_t *rec, struct dsm_err *err) {
+    json_t *p = json_object_get(rec, "prompt"), *r = json_object_get(rec, "response");
+    if (!json_is_string(p) || !json_is_string(r))
+        return dsm_errf(err, DSM_EINVAL, "an SFT record needs string \"prompt\" and \"response\" fields");
+    json_t *msgs = json_pack("[{s:s,s:O},{s:s,s:O}]", "role", "user", "content", p, "role", "assistant", "content", r);
+    if (!msgs || json_object_set_new(rec, "messages", msgs)) return dsm_errf(err, DSM_ENOMEM, "out of memory");
+    json_object_del(rec, "prompt");
+    json_object_del(rec, "response");
+    return DSM_OK;
+}
