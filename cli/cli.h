@@ -72,6 +72,8 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_train(int argc, char **argv);  /* train sft | train merge-lora */
 int cmd_train_merge_lora(int argc, char **argv); /* for `model merge-lora` too */
+int cmd_train_grpo(int argc, char **argv);  /* train grpo */
+int cmd_loop(int argc, char **argv);        /* loop */
 int cmd_parse(int argc, char **argv);  /* parse generator|verifier|metaverifier */
 int cmd_vote(int argc, char **argv);
 int cmd_role(int argc, char **argv);   /* role prompt|sample (a model role without the store) */

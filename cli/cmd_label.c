@@ -21,8 +21,9 @@ static const char *const label_sql =
     "'score', v.score, 'meta', coalesce((SELECT jsonb_agg(mv.score ORDER BY mv.id) FROM (SELECT mv0.id, mv0.score "
     "FROM meta_verifications mv0 WHERE mv0.verification_id = v.id ORDER BY mv0.id LIMIT $3::int) mv), "
     "'[]'::jsonb)) ORDER BY v.id) FROM (SELECT v0.id, v0.score FROM verifications v0 WHERE v0.proof_id = p.id "
-    "ORDER BY v0.id LIMIT $2::int) v), '[]'::jsonb))::text AS vote_input "
-    "FROM proofs p WHERE EXISTS (SELECT 1 FROM verifications x WHERE x.proof_id = p.id) "
+    "AND v0.kind = 'analysis' ORDER BY v0.id LIMIT $2::int) v), '[]'::jsonb))::text AS vote_input "
+    "FROM proofs p WHERE EXISTS (SELECT 1 FROM verifications x WHERE x.proof_id = p.id AND x.kind = 'analysis') "
+    "AND ($7::bigint IS NULL OR p.run_id = $7::bigint) AND ($8::int IS NULL OR p.round = $8::int) "
     "AND ($4::bigint IS NULL OR p.id = $4::bigint) "
     "AND ($5::boolean OR NOT EXISTS (SELECT 1 FROM labels l WHERE l.proof_id = p.id AND l.source = 'auto' "
     "AND l.origin = $1)) ORDER BY p.id LIMIT $6::bigint";
@@ -105,7 +106,7 @@ done:
 
 int cmd_label(int argc, char **argv) {
     int n = LBL_DEFAULT_N, m = LBL_DEFAULT_M, k = LBL_DEFAULT_K, no_meta = 0, relabel = 0;
-    long proof = 0, limit = 0;
+    long proof = 0, limit = 0, run_id = 0, round = -1;
     const char *origin = "";
     const struct cli_opt opts[] = {
         {"--n", CLI_INT, &n, "N", "analyses per proof the vote reads (the first N by id; default 64)"},
@@ -116,6 +117,8 @@ int cmd_label(int argc, char **argv) {
         {"--origin", CLI_STR, &origin, "NAME", "labels.origin of the labels written (default \"\")"},
         {"--relabel", CLI_FLAG, &relabel, NULL, "vote again on proofs already labeled (replace the label)"},
         {"--limit", CLI_LONG, &limit, "N", "at most N proofs (0 = all)"},
+        {"--run-id", CLI_LONG, &run_id, "N", "only proofs of this run (a loop's)"},
+        {"--round", CLI_LONG, &round, "N", "only proofs of this round"},
     };
     const struct cli_cmd_spec spec = {
         "label", "[--n N] [--m M] [--k K] [--no-meta] [--proof ID] [--origin NAME] [--relabel]",
@@ -127,22 +130,25 @@ int cmd_label(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (n < 1 || m < 1 || k < 1) return cli_usage_error(spec.name, "--n, --m and --k must be at least 1");
-    if (proof < 0 || limit < 0) return cli_usage_error(spec.name, "--proof and --limit must be >= 0");
+    if (proof < 0 || limit < 0 || run_id < 0) return cli_usage_error(spec.name, "--proof, --limit and --run-id must be >= 0");
 
     struct dsm_err err = {0};
     struct dsm_db *db = NULL;
     struct db_open_opts oo = {.migrate = 1};
     if (db_open(&oo, &db, &err)) return cli_fail(spec.name, &err);
-    char ns[16], ms[16], ps[24], ls[24];
+    char ns[16], ms[16], ps[24], ls[24], rs[24], rds[24];
+    snprintf(rs, sizeof rs, "%ld", run_id);
+    snprintf(rds, sizeof rds, "%ld", round);
     snprintf(ns, sizeof ns, "%d", n);
     snprintf(ms, sizeof ms, "%d", m);
     snprintf(ps, sizeof ps, "%ld", proof);
     snprintf(ls, sizeof ls, "%ld", limit ? limit : (long)1 << 62);
-    const char *vals[6] = {origin, ns, ms, proof ? ps : NULL, relabel ? "true" : "false", ls};
+    const char *vals[8] = {origin, ns, ms, proof ? ps : NULL, relabel ? "true" : "false", ls, run_id > 0 ? rs : NULL,
+                           round >= 0 ? rds : NULL};
     PGresult *r = NULL;
     struct label_counts c = {0};
     struct lbl_vote_opts o = {n, m, k, no_meta};
-    if ((rc = db_exec(db, label_sql, 6, vals, &r, &err))) goto done;
+    if ((rc = db_exec(db, label_sql, 8, vals, &r, &err))) goto done;
     for (int i = 0; i < PQntuples(r) && !rc; i++) {
         c.proofs++;
         rc = label_one(db, db_get(r, i, "id"), db_get(r, i, "vote_input"), &o, origin, relabel, &c, &err);

@@ -32,6 +32,7 @@
 #include "common/lm.h"
 #include "common/log.h"
 #include "common/role.h"
+#include "common/synth.h"
 #include "common/util.h"
 #include "generator/generator.h"
 #include "metaverifier/metaverifier.h"
@@ -455,7 +456,7 @@ int cmd_serve(int argc, char **argv) {
         {"--backoff", CLI_DOUBLE, &backoff, "S", "first retry delay of a failed job (default 5, doubled per attempt)"},
         {"--idle-wait", CLI_DOUBLE, &idle, "S", "longest wait for a new-job notification (default 5)"},
         {"--worker", CLI_STR, &worker, "NAME", "lease owner name (default serve-ROLE-PID)"},
-        {"--template", CLI_STR, &template_path, "FILE", "prompt template instead of the built-in one (id file:NAME@hash)"},
+        {"--template", CLI_STR, &template_path, "FILE", "prompt template instead of the built-in one (id file:NAME@hash); 'synth' = the synthetic domain's compact one"},
         CLI_LM_OPTS(lf),
     };
     const struct cli_cmd_spec spec = {
@@ -503,7 +504,11 @@ int cmd_serve(int argc, char **argv) {
         snprintf(c.worker, sizeof c.worker, "serve-%s-%ld", pos[0], (long)getpid());
 
     struct dsm_err err = {0};
-    if (template_path && role_template_load(template_path, &c.tmpl, &err)) return cli_fail(spec.name, &err);
+    if (template_path && !strcmp(template_path, "synth"))
+        synth_template(c.role == S_GEN ? SYNTH_ROLE_GENERATOR : c.role == S_VER ? SYNTH_ROLE_VERIFIER : SYNTH_ROLE_METAVERIFIER,
+                       &c.tmpl);
+    else if (template_path && role_template_load(template_path, &c.tmpl, &err))
+        return cli_fail(spec.name, &err);
     struct dsm_db *db = NULL;
     struct db_open_opts o = {.migrate = 1};
     if (db_open(&o, &db, &err)) {

@@ -391,11 +391,13 @@ int cmd_train_merge_lora(int argc, char **argv) {
 int cmd_train(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "sft")) return train_sft(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "merge-lora")) return cmd_train_merge_lora(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "grpo")) return cmd_train_grpo(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: dsm train sft|merge-lora [options]\n  sft         supervised fine-tuning on JSONL records\n"
+        printf("usage: dsm train sft|grpo|merge-lora [options]\n  sft         supervised fine-tuning on JSONL records\n"
+               "  grpo        one GRPO update from a loop round's rollouts in the store\n"
                "  merge-lora  merge a LoRA adapter into its base model\n");
         return 0;
     }
-    fprintf(stderr, "dsm train: expected 'sft' or 'merge-lora'%s%s (try 'dsm train --help')\n", argc >= 2 ? ", got " : "", argc >= 2 ? argv[1] : "");
+    fprintf(stderr, "dsm train: expected 'sft', 'grpo' or 'merge-lora'%s%s (try 'dsm train --help')\n", argc >= 2 ? ", got " : "", argc >= 2 ? argv[1] : "");
     return 2;
 }
