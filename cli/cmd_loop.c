@@ -52,7 +52,7 @@ struct loop_cfg {
     int concurrency, threads;
     char problem_source[128]; /* "synth" or a problems.source in the store */
     char template_[64];       /* "synth" or "builtin" */
-    char models[R_N][1024];   /* configured model directories ("" = bootstrap one) */
+    char models[R_N][1024];   /* configured models: DIR or native:DIR, or http:URL ("" = bootstrap one) */
     /* bootstrap */
     char preset[32];
     int boot_records[R_N], boot_steps[R_N], boot_max_len[R_N], boot_batch, boot_warmup;
@@ -68,7 +68,8 @@ struct loop {
     char dir[2048], self[PATH_MAX], run_name[128];
     int64_t run_id;
     char run_s[24];
-    char cur[R_N][2400]; /* the current model directory of each role */
+    char cur[R_N][2400]; /* the current model directory of each role (remote: its http: spec) */
+    int remote[R_N];     /* 1: served by an OpenAI-compatible endpoint (never trained here) */
     int tty, quiet;
     json_t *summary;     /* stages and their seconds, for --summary */
     double t0;
@@ -93,9 +94,9 @@ static void cfg_default(struct loop_cfg *c) {
     snprintf(c->template_, sizeof c->template_, "synth");
     snprintf(c->preset, sizeof c->preset, "tiny");
     c->boot_records[R_GEN] = 8000, c->boot_records[R_VER] = 8000, c->boot_records[R_MVER] = 8000;
-    c->boot_steps[R_GEN] = 300, c->boot_steps[R_VER] = 400, c->boot_steps[R_MVER] = 300;
+    c->boot_steps[R_GEN] = 250, c->boot_steps[R_VER] = 350, c->boot_steps[R_MVER] = 250;
     c->boot_max_len[R_GEN] = 448, c->boot_max_len[R_VER] = 448, c->boot_max_len[R_MVER] = 640;
-    c->boot_batch = 32, c->boot_warmup = 30, c->boot_lr = 5e-3;
+    c->boot_batch = 16, c->boot_warmup = 20, c->boot_lr = 5e-3;
     c->grpo_lr = 2e-4, c->beta = 0.04, c->eps = 0.2, c->updates = 1, c->grpo_batch = 16, c->grpo_max_len = 768;
     c->train[R_GEN] = c->train[R_VER] = 1;
 }
@@ -394,7 +395,7 @@ static int bootstrap(struct loop *L, int role, struct dsm_err *err) {
     struct dsm_err e2 = {0};
     int resume = dsm_ckpt_latest(boot, ck, sizeof ck, &e2) == DSM_OK;
     char *av[40] = {"dsm", "train", "sft", "--model", init, "--data", data, "--out", boot, "--steps", steps, "--batch-size", batch,
-                    "--lr", lr, "--warmup-steps", warm, "--max-len", maxlen, "--seed", seed, "--save-every", "50", "--threads", thr,
+                    "--lr", lr, "--warmup-steps", warm, "--max-len", maxlen, "--seed", seed, "--save-every", "100", "--threads", thr,
                     "--quiet"};
     int ac = 26;
     if (resume) av[ac++] = "--resume", av[ac++] = "auto";
@@ -463,10 +464,10 @@ static int serve_stage(struct loop *L, int round, int role, const char *problem_
     snprintf(temp, sizeof temp, "%g", L->c.temperature);
     snprintf(topp, sizeof topp, "%g", L->c.top_p);
     snprintf(thr, sizeof thr, "%d", L->c.threads);
-    snprintf(backend, sizeof backend, "native:%s", L->cur[role]);
+    snprintf(backend, sizeof backend, "%s%s", L->remote[role] ? "" : "native:", L->cur[role]);
     snprintf(worker, sizeof worker, "loop-%s-%ld", role_names[role], (long)getpid());
     char *av[] = {"dsm", "serve", (char *)role_names[role], "--backend", backend, "--template", L->c.template_, "--once",
-                  "--concurrency", conc, "--temperature", temp, "--top-p", topp, "--max-tokens", mt, "--lease", "30",
+                  "--concurrency", conc, "--temperature", temp, "--top-p", topp, "--max-tokens", mt, "--lease", "10",
                   "--idle-wait", "1", "--worker", worker, "--threads", thr, "--max-batch", "64", "--max-context", ctx, NULL};
     const char *pv[3] = {L->run_s, role_kinds[role], rs};
     double waited = 0;
@@ -790,7 +791,7 @@ static int run_round(struct loop *L, int round, int train, struct dsm_err *err) 
     json_object_set_new(rj, "training", json_boolean(train));
     for (int s = 0; s < S_COUNT && !rc; s++) {
         int grpo_role = s == S_GRPO_VER ? R_VER : s == S_GRPO_GEN ? R_GEN : -1;
-        if (grpo_role >= 0 && (!train || !L->c.train[grpo_role])) continue;
+        if (grpo_role >= 0 && (!train || !L->c.train[grpo_role] || L->remote[grpo_role])) continue;
         if (s == S_METRICS && strcmp(L->c.problem_source, "synth")) continue; /* no ground truth */
         json_t *det = NULL;
         int done = stage_get(L, round, stage_names[s], &det, err);
@@ -1023,8 +1024,15 @@ int cmd_loop(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     for (int r = 0; r < R_N && !rc; r++) {
-        if (L->c.models[r][0]) snprintf(L->cur[r], sizeof L->cur[r], "%s", L->c.models[r]);
-        else rc = bootstrap(L, r, &err);
+        const char *mspec = L->c.models[r];
+        if (!strncmp(mspec, "http:", 5) || !strncmp(mspec, "https:", 6)) {
+            L->remote[r] = 1;
+            snprintf(L->cur[r], sizeof L->cur[r], "%s", mspec);
+        } else if (mspec[0]) {
+            snprintf(L->cur[r], sizeof L->cur[r], "%s", !strncmp(mspec, "native:", 7) ? mspec + 7 : mspec);
+        } else {
+            rc = bootstrap(L, r, &err);
+        }
     }
     for (int round = 1; round <= L->c.rounds + 1 && !rc && !g_stop; round++) rc = run_round(L, round, round <= L->c.rounds, &err);
     if (g_stop) {

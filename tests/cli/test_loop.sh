@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# test_loop.sh - `dsm loop` end to end against a throwaway PostgreSQL.
+#
+#  A. All three roles served by loop_server.py (an oracle for the synthetic domain whose verifier
+#     raises a false issue on a quarter of its analyses and whose meta-verifier rejects exactly
+#     the false issues): every stage runs through the services and the store; the counts are exact
+#     (G proofs per problem, n analyses per well-formed proof, m ratings per analysis or
+#     self-evaluation scoring < 1, one auto and one ground-truth label per proof); single analyses
+#     are wrong sometimes but the V2 vote labels every proof right (label.accuracy = 1 >
+#     verifier.accuracy); a second run of the same command sends no request and adds no row.
+#  B. kill -9 in the middle of a run, then the same command: it finishes with the same exact
+#     counts (nothing lost, nothing twice).
+#  C. Native tiny models: bootstrap SFT, the rounds and both GRPO stages; new checkpoints are
+#     registered in `models` and load.
+#  D. Bad configurations and flags are refused with the key named.
+set -u
+DSM=${DSM:?set by ctest}
+T=$(mktemp -d /tmp/dsm-loop-test.XXXXXX)
+. "$(dirname "$0")/lib_check.sh"
+. "$(dirname "$0")/lib_pg.sh"
+pg_setup
+srv=
+cleanup() { [ -n "$srv" ] && kill "$srv" 2>/dev/null; pg_cleanup; rm -rf "$T"; }
+trap cleanup EXIT
+export OMP_NUM_THREADS=2
+q() { "$DSM" db psql -tA -c "$1" 2>>"$T/psql.err"; }
+
+python3 "$(dirname "$0")/loop_server.py" "$T/port" "$T/requests" &
+srv=$!
+for _ in $(seq 50); do [ -s "$T/port" ] && break; sleep 0.1; done
+URL="http://127.0.0.1:$(cat "$T/port")"
+cat > "$T/oracle.json" <<EOF
+{"rounds": 1, "problems": 6, "proofs": 4, "analyses": 6, "metas": 3, "difficulty": "1..2",
+ "models": {"generator": "$URL", "verifier": "$URL", "metaverifier": "$URL"}}
+EOF
+
+# ---- A. the oracle run ------------------------------------------------------------------------
+if "$DSM" loop --config "$T/oracle.json" --run oracle --summary "$T/sum.json" >"$T/a.out" 2>"$T/a.err"; then ok "oracle run"; else bad "oracle run: $(tail -5 "$T/a.err")"; fi
+RUN=$(q "SELECT id FROM runs WHERE name = 'oracle'")
+check_counts() { # $1 run id, $2 what
+  local p v bad_v bad_m lab gt
+  p=$(q "SELECT count(*) FROM proofs WHERE run_id = $1")
+  [ "$p" = 48 ] && ok "$2: 2 rounds x 6 problems x 4 proofs" || bad "$2: $p proofs, want 48"
+  bad_v=$(q "SELECT count(*) FROM proofs p WHERE p.run_id = $1 AND (SELECT count(*) FROM verifications v WHERE v.proof_id = p.id AND v.kind = 'analysis') <> 6")
+  [ "$bad_v" = 0 ] && ok "$2: exactly 6 analyses per proof" || bad "$2: $bad_v proofs without exactly 6 analyses"
+  bad_m=$(q "SELECT count(*) FROM verifications v WHERE v.run_id = $1 AND v.score < 1 AND (SELECT count(*) FROM meta_verifications m WHERE m.verification_id = v.id) <> 3")
+  [ "$bad_m" = 0 ] && ok "$2: exactly 3 ratings per issue" || bad "$2: $bad_m issues without exactly 3 ratings"
+  lab=$(q "SELECT count(*) FROM labels WHERE run_id = $1 AND source = 'auto'")
+  gt=$(q "SELECT count(*) FROM labels WHERE run_id = $1 AND source = 'ground_truth'")
+  [ "$lab" = 48 ] && [ "$gt" = 48 ] && ok "$2: one auto and one ground-truth label per proof" || bad "$2: $lab auto, $gt ground-truth labels"
+}
+check_counts "$RUN" "oracle"
+selfv=$(q "SELECT count(*) FROM verifications WHERE run_id = $RUN AND kind = 'self'")
+flawed=$(q "SELECT count(*) FROM proofs WHERE run_id = $RUN AND self_score < 1")
+[ "$selfv" = "$flawed" ] && [ "$flawed" -gt 0 ] && ok "each self-evaluation below 1 is rated ($selfv)" || bad "self rows $selfv for $flawed flawed proofs"
+wrong=$(q "SELECT count(*) FROM labels a JOIN labels g ON g.proof_id = a.proof_id AND g.source = 'ground_truth' WHERE a.run_id = $RUN AND a.source = 'auto' AND a.value IS DISTINCT FROM g.value")
+[ "$wrong" = 0 ] && ok "the vote labels every proof with its true score" || bad "$wrong auto labels differ from the truth"
+vacc=$(q "SELECT value FROM metrics WHERE run_id = $RUN AND round = 1 AND name = 'verifier.accuracy'")
+lacc=$(q "SELECT value FROM metrics WHERE run_id = $RUN AND round = 1 AND name = 'label.accuracy'")
+rej=$(q "SELECT value FROM metrics WHERE run_id = $RUN AND round = 1 AND name = 'meta.reject_precision'")
+awk -v v="$vacc" -v l="$lacc" -v r="$rej" 'BEGIN { exit !(v > 0.5 && v < 0.95 && l == 1 && r == 1) }' &&
+  ok "metrics: verifier accuracy $vacc < label accuracy $lacc; meta rejects only false issues ($rej)" ||
+  bad "metrics: verifier.accuracy '$vacc', label.accuracy '$lacc', meta.reject_precision '$rej'"
+grep -q '"label.accuracy": 1' "$T/sum.json" && ok "summary JSON has the metrics" || bad "summary: $(head -c 300 "$T/sum.json")"
+grep -q "where the numbers are" "$T/a.err" && ok "the run says where its numbers are" || bad "no pointer to the numbers"
+stages=$(q "SELECT count(*) FROM loop_stages WHERE run_id = $RUN")
+nreq=$(wc -l < "$T/requests")
+if "$DSM" loop --config "$T/oracle.json" --run oracle >"$T/a2.out" 2>"$T/a2.err"; then ok "second run"; else bad "second run: $(tail -3 "$T/a2.err")"; fi
+[ "$(wc -l < "$T/requests")" = "$nreq" ] && [ "$(q "SELECT count(*) FROM loop_stages WHERE run_id = $RUN")" = "$stages" ] &&
+  ok "a finished run is not redone ($nreq requests, $stages stages)" || bad "the second run sent requests or added stages"
+check_counts "$RUN" "after a second run"
+
+# ---- B. kill -9 in the middle ----------------------------------------------------------------
+"$DSM" loop --config "$T/oracle.json" --run killed >"$T/b.out" 2>"$T/b.err" &
+pid=$!
+K=0
+for _ in $(seq 600); do
+  n=$(q "SELECT count(*) FROM verifications v JOIN runs r ON r.id = v.run_id WHERE r.name = 'killed'")
+  if [ "${n:-0}" -gt 20 ]; then kill -9 $pid; K=1; break; fi
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.05
+done
+wait $pid 2>/dev/null
+[ $K = 1 ] && ok "killed the loop with SIGKILL during verification" || bad "the run ended before it could be killed"
+if "$DSM" loop --config "$T/oracle.json" --run killed >"$T/b2.out" 2>"$T/b2.err"; then ok "resumed after kill -9"; else bad "resume: $(tail -5 "$T/b2.err")"; fi
+grep -q "resuming run 'killed'" "$T/b2.err" && ok "it resumed the same run" || bad "no resume message"
+check_counts "$(q "SELECT id FROM runs WHERE name = 'killed'")" "after kill -9 and resume"
+
+# ---- C. native tiny models: bootstrap and GRPO -------------------------------------------------
+cat > "$T/native.json" <<EOF
+{"rounds": 1, "problems": 2, "proofs": 2, "analyses": 2, "metas": 1, "concurrency": 8,
+ "max_tokens": {"generator": 48, "verifier": 48, "metaverifier": 32},
+ "bootstrap_records": {"generator": 40, "verifier": 40, "metaverifier": 40},
+ "bootstrap_steps": {"generator": 3, "verifier": 3, "metaverifier": 3},
+ "bootstrap_batch": 4, "bootstrap_max_len": {"generator": 160, "verifier": 200, "metaverifier": 400},
+ "grpo_max_len": 256}
+EOF
+if "$DSM" loop --config "$T/native.json" --run native --dir "$T/native" >"$T/c.out" 2>"$T/c.err"; then ok "native run"; else bad "native run: $(tail -8 "$T/c.err")"; fi
+NR=$(q "SELECT id FROM runs WHERE name = 'native'")
+st=$(q "SELECT string_agg(stage, ',' ORDER BY round, stage) FROM loop_stages WHERE run_id = $NR AND (stage LIKE 'boot_%' OR stage LIKE 'grpo_%')")
+[ "$st" = "boot_generator,boot_metaverifier,boot_verifier,grpo_generator,grpo_verifier" ] && ok "bootstrap and GRPO stages ran" || bad "stages: $st"
+for role in generator verifier; do
+  path=$(q "SELECT path FROM models WHERE run_id = $NR AND role = '$role' AND round = 1")
+  if [ -n "$path" ] && "$DSM" model info --model "$path" >/dev/null 2>&1; then ok "GRPO $role checkpoint registered and loads"; else bad "GRPO $role checkpoint '$path'"; fi
+done
+[ "$(q "SELECT count(*) FROM proofs WHERE run_id = $NR")" = 8 ] && ok "native rounds wrote their proofs" || bad "native proofs: $(q "SELECT count(*) FROM proofs WHERE run_id = $NR")"
+
+# ---- D. bad input -------------------------------------------------------------------------------
+echo '{"rounds": 1, "problemz": 3}' > "$T/bad1.json"
+expect_fail "unknown configuration key" 2 'unknown key "problemz"' -- "$DSM" loop --config "$T/bad1.json"
+echo '{"difficulty": "3..1"}' > "$T/bad2.json"
+expect_fail "bad difficulty" 2 '"difficulty" must be' -- "$DSM" loop --config "$T/bad2.json"
+echo '{"proofs": 1}' > "$T/bad3.json"
+expect_fail "a group of one" 2 '"proofs" must be an integer in \[2' -- "$DSM" loop --config "$T/bad3.json"
+echo '{"rounds": ' > "$T/bad4.json"
+expect_fail "malformed JSON" 2 'bad4.json:' -- "$DSM" loop --config "$T/bad4.json"
+expect_fail "bad run name" 2 'run must be' -- "$DSM" loop --run 'a b'
+echo '{"rounds": 1, "problems": 7, "models": {"generator": "'$URL'", "verifier": "'$URL'", "metaverifier": "'$URL'"}}' > "$T/other.json"
+expect_fail "same run, another configuration" 2 'exists with another configuration' -- "$DSM" loop --config "$T/other.json" --run oracle
+check_done
