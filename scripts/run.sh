@@ -1,20 +1,14 @@
 #!/usr/bin/env bash
-# run.sh - the main job on the embedded default. Today: build, create the tiny model (byte
-# tokenizer, ~0.8M parameters) under $DSM_HOME (default ./var), check it, run a forward pass and a
-# short generation. Grows into `dsm loop` as the training loop lands.
+# run.sh - the main job on the embedded default: build, then `dsm loop` with no configuration:
+# bootstrap SFT of three tiny models (byte tokenizer, ~0.8M parameters each) on the synthetic
+# proof domain, two rounds of generate -> verify -> meta-verify -> vote -> GRPO, and an evaluation
+# round, everything recorded in the embedded PostgreSQL under $DSM_HOME (default ./var).
+# Run it again after an interruption: it continues where it stopped. Extra arguments go to
+# `dsm loop` (e.g. --config FILE, --run NAME). docs/loop.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh >/dev/null
 home=${DSM_HOME:-var}
-model="$home/models/tiny-llama"
-dsm=build/dsm
-if [ ! -f "$model/model.safetensors" ]; then
-  $dsm model init --arch llama --preset tiny --seed 1 --out "$model"
-fi
-echo "== model" && $dsm model info --model "$model" --check
-echo "== backend" && $dsm backend
-echo "== next-token distribution after 'Show that 37 + 48 - 19 = 66.'"
-ids=$(printf 'Show that 37 + 48 - 19 = 66.' | od -An -tu1 | tr -s ' \n' ',' | sed 's/^,//; s/,$//')
-$dsm logits --model "$model" --ids "256,$ids"
-echo "== generation (an untrained model: expect noise)"
-$dsm generate --model "$model" --prompt "Show that 37 + 48 - 19 = 66." --max-tokens 32 --seed 1 | od -c | head -4
+mkdir -p "$home"
+build/dsm loop --summary "$home/loop-summary.json" "$@"
+echo "summary: $home/loop-summary.json"
