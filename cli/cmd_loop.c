@@ -60,6 +60,7 @@ struct loop_cfg {
     /* GRPO */
     double grpo_lr, beta, eps;
     int updates, grpo_batch, grpo_max_len, train[R_N];
+    char gen_reward[8];       /* "v2" (model rewards) or "rule" (answer problems, DeepSeekMath V1) */
 };
 
 struct loop {
@@ -99,6 +100,7 @@ static void cfg_default(struct loop_cfg *c) {
     c->boot_batch = 16, c->boot_warmup = 20, c->boot_lr = 5e-3;
     c->grpo_lr = 2e-4, c->beta = 0.04, c->eps = 0.2, c->updates = 1, c->grpo_batch = 16, c->grpo_max_len = 768;
     c->train[R_GEN] = c->train[R_VER] = 1;
+    snprintf(c->gen_reward, sizeof c->gen_reward, "v2");
 }
 
 /* ---- configuration file -------------------------------------------------------------------- */
@@ -200,6 +202,11 @@ static int cfg_load(const char *path, struct loop_cfg *c, json_t **raw, struct d
         else if (!strcmp(k, "grpo_batch")) rc = cfg_int(v, k, 1, 4096, &c->grpo_batch, err);
         else if (!strcmp(k, "grpo_max_len")) rc = cfg_int(v, k, 16, 1 << 20, &c->grpo_max_len, err);
         else if (!strcmp(k, "train")) rc = cfg_roles_int(v, k, 0, 1, c->train, err);
+        else if (!strcmp(k, "generator_reward")) {
+            if (!(rc = cfg_str(v, k, c->gen_reward, sizeof c->gen_reward, err)) && strcmp(c->gen_reward, "v2") &&
+                strcmp(c->gen_reward, "rule"))
+                rc = dsm_errf(err, DSM_EINVAL, "\"generator_reward\" must be \"v2\" or \"rule\"");
+        }
         else rc = dsm_errf(err, DSM_EINVAL, "unknown key \"%s\" (docs/loop.md lists the keys)", k);
         if (rc) break;
     }
@@ -752,7 +759,8 @@ static int stage_grpo(struct loop *L, int round, int role, json_t *det, struct d
     snprintf(thr, sizeof thr, "%d", L->c.threads);
     char *av[] = {"dsm", "train", "grpo", "--role", (char *)role_names[role], "--model", L->cur[role], "--out", out,
                   "--run-id", L->run_s, "--round", rs, "--template", L->c.template_, "--lr", lr, "--beta", beta, "--eps", eps,
-                  "--updates", upd, "--batch-size", bs, "--max-len", ml, "--threads", thr, NULL};
+                  "--updates", upd, "--batch-size", bs, "--max-len", ml, "--threads", thr, "--reward",
+                  role == R_GEN ? L->c.gen_reward : "v2", NULL};
     snprintf(label, sizeof label, "round %d: GRPO %s", round, role_names[role]);
     if (run_child(L, label, stage, av, sum)) return g_stop ? dsm_errf(err, DSM_EIO, "interrupted") : dsm_errf(err, DSM_EIO, "GRPO of the %s failed", role_names[role]);
     json_error_t je;

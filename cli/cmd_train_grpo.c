@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/answer.h"
 #include "common/chat.h"
 #include "common/db.h"
 #include "common/grpo.h"
@@ -51,6 +52,7 @@ static const char *const ver_sql =
 static const char *const gen_sql =
     "SELECT p.id, p.problem_id AS grp, p.raw_output, p.finish_reason, p.self_score, "
     "coalesce((p.metadata->>'format_ok')::boolean, false) AS format_ok, p.sampling->>'prompt' AS tmpl, pr.statement, "
+    "pr.gold_answer, "
     "l.value AS label, "
     "(SELECT avg(v.score) FROM verifications v WHERE v.proof_id = p.id AND v.kind = 'analysis')::float8 AS vmean, "
     "(SELECT count(*) FROM meta_verifications mv JOIN verifications v ON v.id = mv.verification_id "
@@ -70,13 +72,28 @@ struct rollout {
 };
 
 struct grpo_args {
-    const char *role, *model, *out, *label_origin, *template_path, *device, *summary;
+    const char *role, *model, *out, *label_origin, *template_path, *device, *reward;
     long run_id, round, seed;
     int updates, batch, max_len, threads;
     double beta, eps, lr, wd, max_grad_norm;
 };
 
 static double snap_score(double x) { return x < 0.25 ? 0.0 : x < 0.75 ? 0.5 : 1.0; }
+
+/* The rule reward (DeepSeekMath V1): 1 when the output's final answer equals the problem's gold
+ * answer (common/answer.h), 0 otherwise or when the output was cut off. */
+static int rule_reward(struct ans_checker *ck, const PGresult *r, int i, double *out, struct dsm_err *err) {
+    const char *gold = db_get(r, i, "gold_answer"), *raw = db_get(r, i, "raw_output"), *fin = db_get(r, i, "finish_reason");
+    if (!gold || !*gold)
+        return dsm_errf(err, DSM_EINVAL, "proof %s: its problem has no gold answer (--reward rule needs answer problems)",
+                        db_get(r, i, "id"));
+    *out = 0.0;
+    if (!fin || strcmp(fin, "stop")) return DSM_OK;
+    struct ans_verdict v;
+    int rc = ans_checker_grade(ck, gold, raw, strlen(raw), 0, &v, err);
+    if (rc == DSM_OK) *out = v.equal ? 1.0 : 0.0;
+    return rc;
+}
 
 /* The reward of row i of r (see the file comment). */
 static double row_reward(int is_ver, const PGresult *r, int i) {
@@ -143,6 +160,13 @@ static int run_grpo(struct grpo_args *a) {
     float **old = NULL;
     int n_params = 0, n = 0, used = 0, rc = 0;
     const struct chat_format *fmt = NULL;
+    struct ans_checker *ck = NULL;
+    if (strcmp(a->reward, "v2") && strcmp(a->reward, "rule"))
+        return cli_usage_error(cmd, "--reward must be v2 or rule, not '%s'", a->reward);
+    if (!strcmp(a->reward, "rule")) {
+        if (is_ver) return cli_usage_error(cmd, "--reward rule is for the generator (answer problems)");
+        if ((rc = ans_checker_create(NULL, &ck, &err))) goto fail;
+    }
 
     if (!a->template_path || !strcmp(a->template_path, "builtin")) {
         if (is_ver) ver_template_verify(&tmpl);
@@ -187,7 +211,11 @@ static int run_grpo(struct grpo_args *a) {
         free(prompt);
         if (rc) goto fail;
         ro[i].grp = db_get_i64(r, i, "grp", 0);
-        ro[i].reward = row_reward(is_ver, r, i);
+        if (ck) {
+            if ((rc = rule_reward(ck, r, i, &ro[i].reward, &err))) goto fail;
+        } else {
+            ro[i].reward = row_reward(is_ver, r, i);
+        }
         if (ro[i].T > a->max_len || ro[i].T - ro[i].prompt_len < 1) too_long++;
     }
     seqs = calloc((size_t)(n ? n : 1), sizeof *seqs);
@@ -286,11 +314,12 @@ out:
     tok_destroy(tok);
     db_close(db);
     role_template_free(&tmpl);
+    ans_checker_destroy(ck);
     return rc;
 }
 
 int cmd_train_grpo(int argc, char **argv) {
-    struct grpo_args a = {.device = "auto", .updates = 1, .batch = 16, .max_len = 1024, .beta = 0.04, .eps = 0.2,
+    struct grpo_args a = {.device = "auto", .reward = "v2", .updates = 1, .batch = 16, .max_len = 1024, .beta = 0.04, .eps = 0.2,
                           .lr = 1e-6, .max_grad_norm = 1.0, .round = -1};
     const struct cli_opt opts[] = {
         {"--role", CLI_STR, &a.role, "R", "verifier or generator (required)"},
@@ -299,6 +328,7 @@ int cmd_train_grpo(int argc, char **argv) {
         {"--run-id", CLI_LONG, &a.run_id, "N", "the loop run whose rollouts are read (required)"},
         {"--round", CLI_LONG, &a.round, "N", "the round whose rollouts are read (required)"},
         {"--label-origin", CLI_STR, &a.label_origin, "TEXT", "origin of the auto labels used (default loop:RUN:ROUND)"},
+        {"--reward", CLI_STR, &a.reward, "v2|rule", "v2: SPEC's model rewards (default); rule: the final answer against problems.gold_answer (generator)"},
         {"--template", CLI_STR, &a.template_path, "builtin|synth|FILE", "the prompt template the rollouts were sampled with"},
         {"--beta", CLI_DOUBLE, &a.beta, "B", "KL coefficient (default 0.04)"},
         {"--eps", CLI_DOUBLE, &a.eps, "E", "clip range (default 0.2)"},

@@ -105,6 +105,19 @@ for role in generator verifier; do
 done
 [ "$(q "SELECT count(*) FROM proofs WHERE run_id = $NR")" = 8 ] && ok "native rounds wrote their proofs" || bad "native proofs: $(q "SELECT count(*) FROM proofs WHERE run_id = $NR")"
 
+# the V1 path: rule rewards from the answer checker on the same rollouts, made answer problems
+q "UPDATE problems SET gold_answer = '42' WHERE id IN (SELECT problem_id FROM proofs WHERE run_id = $NR AND round = 1)" >/dev/null
+q "UPDATE proofs p SET finish_reason = 'stop', raw_output = CASE WHEN p.id = (SELECT min(x.id) FROM proofs x WHERE x.problem_id = p.problem_id AND x.run_id = $NR AND x.round = 1) THEN 'so it is \boxed{42}.' ELSE 'so it is \boxed{41}.' END WHERE p.run_id = $NR AND p.round = 1" >/dev/null
+gen0=$(q "SELECT path FROM models WHERE run_id = $NR AND role = 'generator' AND round = 0")
+if "$DSM" train grpo --role generator --reward rule --model "$gen0" --out "$T/rule" --run-id "$NR" --round 1 --template synth \
+     --lr 1e-3 --max-len 256 >"$T/rule.json" 2>"$T/rule.err"; then ok "train grpo --reward rule"; else bad "rule reward: $(tail -3 "$T/rule.err")"; fi
+grep -q '"mean_reward":0.5,' "$T/rule.json" && grep -q '"groups":2,' "$T/rule.json" && ok "rule rewards: half the answers right, groups used" ||
+  bad "rule summary: $(cat "$T/rule.json")"
+cmp -s "$T/rule/model.safetensors" "$gen0/model.safetensors" && bad "the rule update changed nothing" || ok "the rule update changed the weights"
+q "UPDATE problems SET gold_answer = NULL WHERE id IN (SELECT problem_id FROM proofs WHERE run_id = $NR AND round = 1)" >/dev/null
+expect_fail "rule rewards need gold answers" 2 'no gold answer' -- "$DSM" train grpo --role generator --reward rule --model "$gen0" \
+  --out "$T/rule2" --run-id "$NR" --round 1 --template synth
+
 # ---- D. bad input -------------------------------------------------------------------------------
 echo '{"rounds": 1, "problemz": 3}' > "$T/bad1.json"
 expect_fail "unknown configuration key" 2 'unknown key "problemz"' -- "$DSM" loop --config "$T/bad1.json"
