@@ -54,6 +54,9 @@ int cli_fail(const char *cmd, const struct dsm_err *err);
 /* Report a usage error on stderr ("dsm <cmd>: <message> (try 'dsm <cmd> --help')"); returns 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Send SIGTERM and SIGINT to handler (no SA_RESTART: blocking calls return EINTR). */
+void cli_catch_stop_signals(void (*handler)(int));
+
 /* Parse a comma-separated list of non-negative integers ("5,17,99") into a new array (*out,
  * *n). Errors name the bad element. Caller frees *out. */
 int cli_parse_ids(const char *s, int **out, int *n, struct dsm_err *err);

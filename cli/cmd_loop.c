@@ -61,6 +61,7 @@ struct loop_cfg {
     double grpo_lr, beta, eps;
     int updates, grpo_batch, grpo_max_len, train[R_N];
     char gen_reward[8];       /* "v2" (model rewards) or "rule" (answer problems, DeepSeekMath V1) */
+    double human_share;       /* share of proofs whose human/ground-truth label trains the verifier */
 };
 
 struct loop {
@@ -87,20 +88,24 @@ static void on_signal(int sig) {
 static void cfg_default(struct loop_cfg *c) {
     memset(c, 0, sizeof *c);
     c->seed = 1, c->rounds = 2, c->diff_lo = 1, c->diff_hi = 1;
-    c->problems = 16, c->proofs = 8, c->analyses = 8, c->metas = 3, c->k = 2;
-    c->temperature = 1.0, c->top_p = 1.0;
+    c->problems = 16, c->proofs = 8, c->analyses = 6, c->metas = 3, c->k = 2;
+    /* cooler than V2's 1.0: the tiny models' arithmetic does not survive temperature 1 (docs/loop.md) */
+    c->temperature = 0.7, c->top_p = 0.95;
     c->max_tokens[R_GEN] = 320, c->max_tokens[R_VER] = 320, c->max_tokens[R_MVER] = 200;
     c->concurrency = 64;
     snprintf(c->problem_source, sizeof c->problem_source, "synth");
     snprintf(c->template_, sizeof c->template_, "synth");
     snprintf(c->preset, sizeof c->preset, "tiny");
-    c->boot_records[R_GEN] = 8000, c->boot_records[R_VER] = 8000, c->boot_records[R_MVER] = 8000;
-    c->boot_steps[R_GEN] = 250, c->boot_steps[R_VER] = 350, c->boot_steps[R_MVER] = 250;
+    c->boot_records[R_GEN] = 12000, c->boot_records[R_VER] = 4000, c->boot_records[R_MVER] = 2400;
+    /* the generator needs ~600 steps before it reads the problem (copying appears abruptly): most
+     * of the budget goes to it; docs/loop.md "Measured" */
+    c->boot_steps[R_GEN] = 750, c->boot_steps[R_VER] = 250, c->boot_steps[R_MVER] = 150;
     c->boot_max_len[R_GEN] = 448, c->boot_max_len[R_VER] = 448, c->boot_max_len[R_MVER] = 640;
     c->boot_batch = 16, c->boot_warmup = 20, c->boot_lr = 5e-3;
-    c->grpo_lr = 2e-4, c->beta = 0.04, c->eps = 0.2, c->updates = 1, c->grpo_batch = 16, c->grpo_max_len = 768;
+    c->grpo_lr = 1e-4, c->beta = 0.04, c->eps = 0.2, c->updates = 2, c->grpo_batch = 16, c->grpo_max_len = 768;
     c->train[R_GEN] = c->train[R_VER] = 1;
     snprintf(c->gen_reward, sizeof c->gen_reward, "v2");
+    c->human_share = 0.25;
 }
 
 /* ---- configuration file -------------------------------------------------------------------- */
@@ -202,6 +207,7 @@ static int cfg_load(const char *path, struct loop_cfg *c, json_t **raw, struct d
         else if (!strcmp(k, "grpo_batch")) rc = cfg_int(v, k, 1, 4096, &c->grpo_batch, err);
         else if (!strcmp(k, "grpo_max_len")) rc = cfg_int(v, k, 16, 1 << 20, &c->grpo_max_len, err);
         else if (!strcmp(k, "train")) rc = cfg_roles_int(v, k, 0, 1, c->train, err);
+        else if (!strcmp(k, "human_share")) rc = cfg_num(v, k, 0, 1, &c->human_share, err);
         else if (!strcmp(k, "generator_reward")) {
             if (!(rc = cfg_str(v, k, c->gen_reward, sizeof c->gen_reward, err)) && strcmp(c->gen_reward, "v2") &&
                 strcmp(c->gen_reward, "rule"))
@@ -745,7 +751,9 @@ static int stage_metrics(struct loop *L, int round, json_t *out, struct dsm_err 
 
 /* One GRPO update of a role from the round's rollouts: a new checkpoint, registered. */
 static int stage_grpo(struct loop *L, int round, int role, json_t *det, struct dsm_err *err) {
-    char out[2300], sum[2400], rs[16], lr[32], beta[32], eps[32], upd[16], bs[16], ml[16], thr[16], label[96], stage[32];
+    char out[2300], sum[2400], rs[16], lr[32], beta[32], eps[32], upd[16], bs[16], ml[16], thr[16], label[96], stage[32],
+        hs[32];
+    snprintf(hs, sizeof hs, "%g", L->c.human_share);
     snprintf(stage, sizeof stage, "grpo_%s", role_names[role]);
     snprintf(out, sizeof out, "%s/models/%s/round-%d", L->dir, role_names[role], round);
     snprintf(sum, sizeof sum, "%s/logs/%s-round-%d.json", L->dir, stage, round);
@@ -760,7 +768,7 @@ static int stage_grpo(struct loop *L, int round, int role, json_t *det, struct d
     char *av[] = {"dsm", "train", "grpo", "--role", (char *)role_names[role], "--model", L->cur[role], "--out", out,
                   "--run-id", L->run_s, "--round", rs, "--template", L->c.template_, "--lr", lr, "--beta", beta, "--eps", eps,
                   "--updates", upd, "--batch-size", bs, "--max-len", ml, "--threads", thr, "--reward",
-                  role == R_GEN ? L->c.gen_reward : "v2", NULL};
+                  role == R_GEN ? L->c.gen_reward : "v2", "--human-share", hs, NULL};
     snprintf(label, sizeof label, "round %d: GRPO %s", round, role_names[role]);
     if (run_child(L, label, stage, av, sum)) return g_stop ? dsm_errf(err, DSM_EIO, "interrupted") : dsm_errf(err, DSM_EIO, "GRPO of the %s failed", role_names[role]);
     json_error_t je;
@@ -1025,12 +1033,7 @@ int cmd_loop(int argc, char **argv) {
     if (!quiet)
         fprintf(stderr, "dsm loop: run '%s' (id %lld), %d training round(s) + 1 evaluation round; models, data and logs in %s\n",
                 run, (long long)L->run_id, L->c.rounds, L->dir);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    cli_catch_stop_signals(on_signal);
     for (int r = 0; r < R_N && !rc; r++) {
         const char *mspec = L->c.models[r];
         if (!strncmp(mspec, "http:", 5) || !strncmp(mspec, "https:", 6)) {

@@ -521,12 +521,7 @@ int cmd_serve(int argc, char **argv) {
         db_close(db);
         return xc;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    cli_catch_stop_signals(on_signal);
     lm_set_cancel(c.lm, &g_stop);
 
     struct serve_stats st = {0};

@@ -3,8 +3,9 @@
  *
  * Groups (outputs sampled from one prompt by the policy being trained):
  *   verifier   the analyses (verifications of kind 'analysis') of one proof in the round; reward
- *              R_format · (1 − |s' − s|) · R_meta with s the proof's auto label of the round
- *              (proofs left uncertain are not used), R_meta the mean rating of the analysis's
+ *              R_format · (1 − |s' − s|) · R_meta with s the proof's auto label of the round, or
+ *              for a --human-share of the proofs their human / ground-truth label (proofs with
+ *              neither are not used), R_meta the mean rating of the analysis's
  *              meta-verifications (a failed one counts 0), 1 when it had none (scored 1);
  *   generator  the proofs of one problem in the round; reward R_format · (0.76 s + 0.24 (1 − |s' −
  *              s|) · ms) with s the proof's auto label (else its verifications' mean score rounded
@@ -45,7 +46,10 @@ static const char *const ver_sql =
     "(SELECT count(*) FROM meta_verifications mv WHERE mv.verification_id = v.id) AS n_meta, "
     "(SELECT avg(coalesce(mv.score, 0)) FROM meta_verifications mv WHERE mv.verification_id = v.id)::float8 AS ms "
     "FROM verifications v JOIN proofs p ON p.id = v.proof_id JOIN problems pr ON pr.id = p.problem_id "
-    "JOIN labels l ON l.proof_id = p.id AND l.source = 'auto' AND l.origin = $3 AND l.value IS NOT NULL "
+    "JOIN LATERAL (SELECT x.value FROM labels x WHERE x.proof_id = p.id AND x.value IS NOT NULL AND "
+    " ((x.source = 'auto' AND x.origin = $3) OR (x.source IN ('human', 'ground_truth') AND "
+    "  (p.id * 2654435761) % 1000 < $4::float8 * 1000)) "
+    " ORDER BY (x.source <> 'auto') DESC, x.id LIMIT 1) l ON true "
     "WHERE v.run_id = $1::bigint AND v.round = $2::int AND v.kind = 'analysis' AND v.raw_output IS NOT NULL "
     "ORDER BY v.proof_id, v.id";
 
@@ -61,7 +65,7 @@ static const char *const gen_sql =
     "  WHERE v.proof_id = p.id AND v.kind = 'self')::float8 AS ms "
     "FROM proofs p JOIN problems pr ON pr.id = p.problem_id "
     "LEFT JOIN labels l ON l.proof_id = p.id AND l.source = 'auto' AND l.origin = $3 "
-    "WHERE p.run_id = $1::bigint AND p.round = $2::int AND p.raw_output IS NOT NULL "
+    "WHERE p.run_id = $1::bigint AND p.round = $2::int AND p.raw_output IS NOT NULL AND $4::float8 >= 0 "
     "ORDER BY p.problem_id, p.id";
 
 struct rollout {
@@ -75,7 +79,7 @@ struct grpo_args {
     const char *role, *model, *out, *label_origin, *template_path, *device, *reward;
     long run_id, round, seed;
     int updates, batch, max_len, threads;
-    double beta, eps, lr, wd, max_grad_norm;
+    double beta, eps, lr, wd, max_grad_norm, human_share;
 };
 
 static double snap_score(double x) { return x < 0.25 ? 0.0 : x < 0.75 ? 0.5 : 1.0; }
@@ -141,6 +145,7 @@ static int run_grpo(struct grpo_args *a) {
         return cli_usage_error(cmd, "--role must be verifier or generator, not '%s'", a->role);
     if (!a->model || !a->out || a->run_id < 1 || a->round < 0)
         return cli_usage_error(cmd, "--model, --out, --run-id (>= 1) and --round (>= 0) are required");
+    if (!(a->human_share >= 0 && a->human_share <= 1)) return cli_usage_error(cmd, "--human-share must be in [0, 1]");
     if (a->updates < 1 || a->batch < 1 || a->max_len < 2 || !(a->lr > 0) || a->beta < 0 || !(a->eps > 0) || a->wd < 0 ||
         a->max_grad_norm < 0)
         return cli_usage_error(cmd, "need --updates >= 1, --batch-size >= 1, --max-len >= 2, --lr > 0, --beta >= 0, "
@@ -184,8 +189,10 @@ static int run_grpo(struct grpo_args *a) {
     snprintf(round_s, sizeof round_s, "%ld", a->round);
     if (a->label_origin) snprintf(origin, sizeof origin, "%s", a->label_origin);
     else snprintf(origin, sizeof origin, "loop:%ld:%ld", a->run_id, a->round);
-    const char *qv[3] = {run_s, round_s, origin};
-    if ((rc = db_exec(db, is_ver ? ver_sql : gen_sql, 3, qv, &r, &err))) goto fail;
+    char share_s[32];
+    snprintf(share_s, sizeof share_s, "%.6f", a->human_share);
+    const char *qv[4] = {run_s, round_s, origin, share_s};
+    if ((rc = db_exec(db, is_ver ? ver_sql : gen_sql, 4, qv, &r, &err))) goto fail;
     n = PQntuples(r);
     ro = calloc((size_t)(n ? n : 1), sizeof *ro);
     if (!ro) {
@@ -329,6 +336,9 @@ int cmd_train_grpo(int argc, char **argv) {
         {"--round", CLI_LONG, &a.round, "N", "the round whose rollouts are read (required)"},
         {"--label-origin", CLI_STR, &a.label_origin, "TEXT", "origin of the auto labels used (default loop:RUN:ROUND)"},
         {"--reward", CLI_STR, &a.reward, "v2|rule", "v2: SPEC's model rewards (default); rule: the final answer against problems.gold_answer (generator)"},
+        {"--human-share", CLI_DOUBLE, &a.human_share, "X",
+         "verifier: for this share of proofs (chosen by id) a human or ground-truth label, when there is one, "
+         "replaces the auto label (SPEC: human labels plus auto labels; default 0)"},
         {"--template", CLI_STR, &a.template_path, "builtin|synth|FILE", "the prompt template the rollouts were sampled with"},
         {"--beta", CLI_DOUBLE, &a.beta, "B", "KL coefficient (default 0.04)"},
         {"--eps", CLI_DOUBLE, &a.eps, "E", "clip range (default 0.2)"},
