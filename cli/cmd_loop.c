@@ -91,15 +91,15 @@ static void cfg_default(struct loop_cfg *c) {
     c->problems = 16, c->proofs = 8, c->analyses = 6, c->metas = 3, c->k = 2;
     /* cooler than V2's 1.0: the tiny models' arithmetic does not survive temperature 1 (docs/loop.md) */
     c->temperature = 0.7, c->top_p = 0.95;
-    c->max_tokens[R_GEN] = 320, c->max_tokens[R_VER] = 320, c->max_tokens[R_MVER] = 200;
+    c->max_tokens[R_GEN] = 320, c->max_tokens[R_VER] = 320, c->max_tokens[R_MVER] = 320;
     c->concurrency = 64;
     snprintf(c->problem_source, sizeof c->problem_source, "synth");
     snprintf(c->template_, sizeof c->template_, "synth");
     snprintf(c->preset, sizeof c->preset, "tiny");
-    c->boot_records[R_GEN] = 12000, c->boot_records[R_VER] = 4000, c->boot_records[R_MVER] = 2400;
-    /* the generator needs ~600 steps before it reads the problem (copying appears abruptly): most
-     * of the budget goes to it; docs/loop.md "Measured" */
-    c->boot_steps[R_GEN] = 750, c->boot_steps[R_VER] = 250, c->boot_steps[R_MVER] = 150;
+    c->boot_records[R_GEN] = 12000, c->boot_records[R_VER] = 4000, c->boot_records[R_MVER] = 4800;
+    /* the generator needs ~600 steps before it reads the problem (copying appears abruptly), the
+     * meta-verifier ~300 before its outputs are well formed (150: 10%); docs/loop.md "Measured" */
+    c->boot_steps[R_GEN] = 650, c->boot_steps[R_VER] = 220, c->boot_steps[R_MVER] = 280;
     c->boot_max_len[R_GEN] = 448, c->boot_max_len[R_VER] = 448, c->boot_max_len[R_MVER] = 640;
     c->boot_batch = 16, c->boot_warmup = 20, c->boot_lr = 5e-3;
     c->grpo_lr = 1e-4, c->beta = 0.04, c->eps = 0.2, c->updates = 2, c->grpo_batch = 16, c->grpo_max_len = 768;
