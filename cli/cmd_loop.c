@@ -88,7 +88,7 @@ static void on_signal(int sig) {
 static void cfg_default(struct loop_cfg *c) {
     memset(c, 0, sizeof *c);
     c->seed = 1, c->rounds = 2, c->diff_lo = 1, c->diff_hi = 1;
-    c->problems = 16, c->proofs = 8, c->analyses = 6, c->metas = 3, c->k = 2;
+    c->problems = 12, c->proofs = 8, c->analyses = 4, c->metas = 3, c->k = 2;
     /* cooler than V2's 1.0: the tiny models' arithmetic does not survive temperature 1 (docs/loop.md) */
     c->temperature = 0.7, c->top_p = 0.95;
     c->max_tokens[R_GEN] = 320, c->max_tokens[R_VER] = 320, c->max_tokens[R_MVER] = 320;
@@ -97,9 +97,11 @@ static void cfg_default(struct loop_cfg *c) {
     snprintf(c->template_, sizeof c->template_, "synth");
     snprintf(c->preset, sizeof c->preset, "tiny");
     c->boot_records[R_GEN] = 12000, c->boot_records[R_VER] = 4000, c->boot_records[R_MVER] = 4800;
-    /* the generator needs ~600 steps before it reads the problem (copying appears abruptly), the
-     * meta-verifier ~300 before its outputs are well formed (150: 10%); docs/loop.md "Measured" */
-    c->boot_steps[R_GEN] = 650, c->boot_steps[R_VER] = 220, c->boot_steps[R_MVER] = 280;
+    /* ten minutes on two cores: the meta-verifier needs ~300 steps before its outputs are well
+     * formed (150: 10%); the generator ~600-800 before it reads the problem (copying appears
+     * abruptly), more than the budget holds, so it gets 500: well formed, rarely valid.
+     * docs/loop.md "Measured" */
+    c->boot_steps[R_GEN] = 500, c->boot_steps[R_VER] = 200, c->boot_steps[R_MVER] = 260;
     c->boot_max_len[R_GEN] = 448, c->boot_max_len[R_VER] = 448, c->boot_max_len[R_MVER] = 640;
     c->boot_batch = 16, c->boot_warmup = 20, c->boot_lr = 5e-3;
     c->grpo_lr = 1e-4, c->beta = 0.04, c->eps = 0.2, c->updates = 2, c->grpo_batch = 16, c->grpo_max_len = 768;
@@ -639,6 +641,28 @@ struct msum {
 static void madd(struct msum *m, double x) { m->sum += x, m->n++; }
 static double mval(const struct msum *m) { return m->n ? m->sum / (double)m->n : NAN; }
 
+/* The mean reward of a role's rollouts in the round, by SPEC's formulas: `dsm train grpo
+ * --dry-run` (one definition of the rewards). */
+static int round_reward(struct loop *L, int round, int role, json_t *out, struct dsm_err *err) {
+    char rs[16], path[2400], hs[32], label[96], name[64];
+    snprintf(rs, sizeof rs, "%d", round);
+    snprintf(hs, sizeof hs, "%g", L->c.human_share);
+    snprintf(path, sizeof path, "%s/logs/reward-%s-round-%d.json", L->dir, role_names[role], round);
+    char *av[] = {"dsm", "train", "grpo", "--dry-run", "--role", (char *)role_names[role], "--run-id", L->run_s, "--round", rs,
+                  "--template", L->c.template_, "--human-share", hs, "--reward", role == R_GEN ? L->c.gen_reward : "v2", NULL};
+    snprintf(label, sizeof label, "round %d: %s rewards", round, role_names[role]);
+    if (run_child(L, label, "rewards", av, path)) return g_stop ? dsm_errf(err, DSM_EIO, "interrupted") : dsm_errf(err, DSM_EIO, "computing the %s rewards failed", role_names[role]);
+    json_error_t je;
+    json_t *s = json_load_file(path, 0, &je);
+    if (!s) return dsm_errf(err, DSM_EIO, "%s: %s", path, je.text);
+    double v = json_number_value(json_object_get(s, "mean_reward"));
+    int n = (int)json_integer_value(json_object_get(s, "rollouts"));
+    json_decref(s);
+    snprintf(name, sizeof name, "%s.mean_reward", role_names[role]);
+    json_object_set_new(out, name, n ? json_real(v) : json_null());
+    return n ? metric_put(L, round, name, v, err) : DSM_OK;
+}
+
 static int stage_metrics(struct loop *L, int round, json_t *out, struct dsm_err *err) {
     char rs[16], origin[96];
     snprintf(rs, sizeof rs, "%d", round);
@@ -646,6 +670,9 @@ static int stage_metrics(struct loop *L, int round, json_t *out, struct dsm_err 
     const char *v[3] = {L->run_s, rs, origin};
     PGresult *r = NULL;
     int rc;
+    for (int role = R_GEN; role <= R_VER; role++)
+        if ((rc = round_reward(L, round, role, out, err))) return rc;
+    if (strcmp(L->c.problem_source, "synth")) return DSM_OK; /* no ground truth */
     struct msum g_format = {0}, g_valid = {0}, g_correct = {0}, g_honest = {0};
     struct msum v_format = {0}, v_acc = {0}, v_right = {0}, maj = {0}, lab_acc = {0}, lab_cov = {0};
     struct msum m_rej_prec = {0}, m_conf_prec = {0}, m_acc = {0}, m_format = {0};
@@ -808,7 +835,6 @@ static int run_round(struct loop *L, int round, int train, struct dsm_err *err) 
     for (int s = 0; s < S_COUNT && !rc; s++) {
         int grpo_role = s == S_GRPO_VER ? R_VER : s == S_GRPO_GEN ? R_GEN : -1;
         if (grpo_role >= 0 && (!train || !L->c.train[grpo_role] || L->remote[grpo_role])) continue;
-        if (s == S_METRICS && strcmp(L->c.problem_source, "synth")) continue; /* no ground truth */
         json_t *det = NULL;
         int done = stage_get(L, round, stage_names[s], &det, err);
         if (done < 0) {
@@ -907,7 +933,7 @@ static void print_table(struct loop *L) {
     static const char *const cols[][2] = {
         {"verifier.accuracy", "ver acc"},        {"vote.majority_accuracy", "maj acc"}, {"label.accuracy", "label acc"},
         {"label.coverage", "labeled"},           {"meta.reject_precision", "meta rej"}, {"generator.validity", "gen valid"},
-        {"generator.honest", "gen honest"},      {"grpo.verifier.mean_reward", "R ver"}, {"grpo.generator.mean_reward", "R gen"},
+        {"generator.honest", "gen honest"},      {"verifier.mean_reward", "R ver"},     {"generator.mean_reward", "R gen"},
     };
     const char *v[1] = {L->run_s};
     PGresult *r = NULL;
@@ -934,17 +960,38 @@ static void print_table(struct loop *L) {
     PQclear(r);
 }
 
+/* --summary: {"seconds", "run", "run_id", "rounds": [...], "stages": [...], "final_models", ...}.
+ * rounds[i] is the state after i GRPO rounds (i = 0: right after the bootstrap), measured by loop
+ * round i + 1, with the headline figures and every metric of that round. */
 static int write_summary(struct loop *L, const char *path, struct dsm_err *err) {
+    static const char *const keys[][2] = {
+        {"verifier_accuracy", "verifier.accuracy"},        {"label_accuracy", "label.accuracy"},
+        {"label_coverage", "label.coverage"},              {"meta_reject_precision", "meta.reject_precision"},
+        {"generator_validity", "generator.validity"},      {"mean_reward", "generator.mean_reward"},
+        {"verifier_mean_reward", "verifier.mean_reward"},  {"majority_accuracy", "vote.majority_accuracy"},
+    };
     const char *v[1] = {L->run_s};
     PGresult *r = NULL;
     int rc = db_exec(L->db,
-                     "SELECT coalesce(jsonb_object_agg(round::text, m), '{}')::text AS j FROM (SELECT round, "
-                     "jsonb_object_agg(name, value ORDER BY name) AS m FROM metrics WHERE run_id = $1::bigint GROUP BY round) x",
+                     "SELECT round, jsonb_object_agg(name, value ORDER BY name)::text AS m FROM metrics "
+                     "WHERE run_id = $1::bigint GROUP BY round ORDER BY round",
                      1, v, &r, err);
     if (rc) return rc;
-    json_t *m = json_loads(db_get(r, 0, "j"), 0, NULL);
+    json_t *rounds = json_array();
+    for (int i = 0; i < PQntuples(r); i++) {
+        json_t *m = json_loads(db_get(r, i, "m"), 0, NULL);
+        int lr = (int)db_get_i64(r, i, "round", 0);
+        json_t *e = json_pack("{s:i,s:i,s:b}", "round", lr - 1, "loop_round", lr, "trained_after", lr <= L->c.rounds);
+        for (size_t k = 0; k < DSM_ARRAY_LEN(keys); k++) {
+            json_t *x = m ? json_object_get(m, keys[k][1]) : NULL;
+            json_object_set(e, keys[k][0], x ? x : json_null());
+        }
+        json_object_set_new(e, "metrics", m ? m : json_object());
+        json_array_append_new(rounds, e);
+    }
     PQclear(r);
-    json_object_set_new(L->summary, "metrics", m ? m : json_object());
+    json_object_set_new(L->summary, "stages", json_incref(json_object_get(L->summary, "rounds")));
+    json_object_set_new(L->summary, "rounds", rounds);
     json_object_set_new(L->summary, "seconds", json_real(dsm_now() - L->t0));
     json_t *models = json_object();
     for (int i = 0; i < R_N; i++) json_object_set_new(models, role_names[i], json_string(L->cur[i]));

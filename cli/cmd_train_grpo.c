@@ -78,7 +78,7 @@ struct rollout {
 struct grpo_args {
     const char *role, *model, *out, *label_origin, *template_path, *device, *reward;
     long run_id, round, seed;
-    int updates, batch, max_len, threads;
+    int updates, batch, max_len, threads, dry_run;
     double beta, eps, lr, wd, max_grad_norm, human_share;
 };
 
@@ -143,8 +143,8 @@ static int run_grpo(struct grpo_args *a) {
     int is_ver = !strcmp(a->role, "verifier");
     if (!is_ver && strcmp(a->role, "generator"))
         return cli_usage_error(cmd, "--role must be verifier or generator, not '%s'", a->role);
-    if (!a->model || !a->out || a->run_id < 1 || a->round < 0)
-        return cli_usage_error(cmd, "--model, --out, --run-id (>= 1) and --round (>= 0) are required");
+    if ((!a->dry_run && (!a->model || !a->out)) || a->run_id < 1 || a->round < 0)
+        return cli_usage_error(cmd, "--model, --out (unless --dry-run), --run-id (>= 1) and --round (>= 0) are required");
     if (!(a->human_share >= 0 && a->human_share <= 1)) return cli_usage_error(cmd, "--human-share must be in [0, 1]");
     if (a->updates < 1 || a->batch < 1 || a->max_len < 2 || !(a->lr > 0) || a->beta < 0 || !(a->eps > 0) || a->wd < 0 ||
         a->max_grad_norm < 0)
@@ -181,7 +181,9 @@ static int run_grpo(struct grpo_args *a) {
     } else if ((rc = role_template_load(a->template_path, &tmpl, &err))) {
         goto fail;
     }
-    if ((rc = tok_load_dir(a->model, &tok, &err)) || (rc = chat_format_select(NULL, tok, a->model, &fmt, &err))) goto fail;
+    if (!a->dry_run &&
+        ((rc = tok_load_dir(a->model, &tok, &err)) || (rc = chat_format_select(NULL, tok, a->model, &fmt, &err))))
+        goto fail;
     struct db_open_opts dbo = {.migrate = 1};
     if ((rc = db_open(&dbo, &db, &err))) goto fail;
     char run_s[24], round_s[24], origin[200];
@@ -210,13 +212,17 @@ static int run_grpo(struct grpo_args *a) {
                           db_get(r, i, "id"), tid ? tid : "(none)", tmpl.id);
             goto fail;
         }
-        char *prompt = NULL;
-        rc = is_ver ? ver_prompt_build(&tmpl, db_get(r, i, "statement"), db_get(r, i, "proof"), &prompt, &err)
-                    : gen_prompt_build(&tmpl, db_get(r, i, "statement"), &prompt, &err);
-        const char *fin = db_get(r, i, "finish_reason");
-        if (!rc) rc = build_ids(fmt, tok, prompt, db_get(r, i, "raw_output"), fin && !strcmp(fin, "stop"), &ro[i], &err);
-        free(prompt);
-        if (rc) goto fail;
+        if (a->dry_run) { /* rewards only: a stand-in sequence keeps the group bookkeeping */
+            ro[i].T = 2, ro[i].prompt_len = 1;
+        } else {
+            char *prompt = NULL;
+            rc = is_ver ? ver_prompt_build(&tmpl, db_get(r, i, "statement"), db_get(r, i, "proof"), &prompt, &err)
+                        : gen_prompt_build(&tmpl, db_get(r, i, "statement"), &prompt, &err);
+            const char *fin = db_get(r, i, "finish_reason");
+            if (!rc) rc = build_ids(fmt, tok, prompt, db_get(r, i, "raw_output"), fin && !strcmp(fin, "stop"), &ro[i], &err);
+            free(prompt);
+            if (rc) goto fail;
+        }
         ro[i].grp = db_get_i64(r, i, "grp", 0);
         if (ck) {
             if ((rc = rule_reward(ck, r, i, &ro[i].reward, &err))) goto fail;
@@ -260,10 +266,15 @@ static int run_grpo(struct grpo_args *a) {
     struct grpo_opts go = {.beta = a->beta, .eps = a->eps};
     struct grpo_stats st = {0};
     double gnorm = 0;
-    if ((rc = dsm_backend_open(a->device, a->threads, &be, &err))) goto fail;
+    if (a->dry_run) {
+        /* rewards only: nothing is loaded, trained or written */
+    } else if ((rc = dsm_backend_open(a->device, a->threads, &be, &err))) {
+        goto fail;
+    }
     struct dsm_model_opts mo = {.max_tokens = 1, .max_seq = a->max_len, .wdtype = DSM_DT_F32};
-    if ((rc = dsm_model_load(a->model, be, &mo, &m, &err))) goto fail;
-    if (used) {
+    if (!a->dry_run && (rc = dsm_model_load(a->model, be, &mo, &m, &err))) goto fail;
+    if (a->dry_run) {
+    } else if (used) {
         struct dsm_train_opts to = {.max_rows = a->batch * a->max_len, .max_seq = a->max_len};
         if ((rc = dsm_train_create(m, &to, &t, &err)) || (rc = dsm_train_params(t, &params, &n_params, &err))) goto fail;
         struct dsm_optim_cfg oc;
@@ -295,11 +306,11 @@ static int run_grpo(struct grpo_args *a) {
         LOG_WARN("no group with different rewards: the model is written unchanged");
         if ((rc = dsm_ckpt_write_weights(a->out, a->model, m, &err))) goto fail;
     }
-    json_t *sum = json_pack("{s:s,s:i,s:f,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:I,s:f,s:s}", "role", a->role, "rollouts", n,
+    json_t *sum = json_pack("{s:s,s:i,s:f,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:I,s:f,s:s?}", "role", a->role, "rollouts", n,
                             "mean_reward", n ? rsum / n : 0.0, "groups", groups, "groups_flat", flat, "sequences", used,
                             "loss", st.loss, "kl", st.tokens ? st.kl_sum / st.tokens : 0.0, "clip_frac",
                             st.tokens ? (double)st.clipped / st.tokens : 0.0, "grad_norm", gnorm, "tokens", (json_int_t)st.tokens,
-                            "lr", a->lr, "out", a->out);
+                            "lr", a->lr, "out", a->dry_run ? NULL : a->out);
     char *s = sum ? json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(sum);
     if (s) printf("%s\n", s);
@@ -349,6 +360,7 @@ int cmd_train_grpo(int argc, char **argv) {
         {"--batch-size", CLI_INT, &a.batch, "N", "sequences per micro-batch (default 16)"},
         {"--max-len", CLI_INT, &a.max_len, "N", "longest prompt + output in tokens; longer groups are left out (default 1024)"},
         {"--device", CLI_STR, &a.device, "D", "auto, cpu or ref (default auto)"},
+        {"--dry-run", CLI_FLAG, &a.dry_run, NULL, "compute and print the rewards only (no --model or --out needed; nothing trained)"},
         {"--threads", CLI_INT, &a.threads, "N", "CPU threads (default all)"},
     };
     const struct cli_cmd_spec spec = {

@@ -61,7 +61,16 @@ rej=$(q "SELECT value FROM metrics WHERE run_id = $RUN AND round = 1 AND name = 
 awk -v v="$vacc" -v l="$lacc" -v r="$rej" 'BEGIN { exit !(v > 0.5 && v < 0.95 && l == 1 && r == 1) }' &&
   ok "metrics: verifier accuracy $vacc < label accuracy $lacc; meta rejects only false issues ($rej)" ||
   bad "metrics: verifier.accuracy '$vacc', label.accuracy '$lacc', meta.reject_precision '$rej'"
-grep -q '"label.accuracy": 1' "$T/sum.json" && ok "summary JSON has the metrics" || bad "summary: $(head -c 300 "$T/sum.json")"
+if python3 - "$T/sum.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+r = s["rounds"]
+assert s["seconds"] > 0 and len(r) == 2 and [x["round"] for x in r] == [0, 1], r
+for x in r:
+    assert x["label_accuracy"] == 1 and x["verifier_accuracy"] < 1 and x["meta_reject_precision"] == 1, x
+    assert x["label_coverage"] == 1 and 0 <= x["generator_validity"] <= 1 and 0 < x["mean_reward"] <= 1, x
+PY
+then ok "summary JSON: rounds[0] after the bootstrap, the headline figures"; else bad "summary: $(head -c 400 "$T/sum.json")"; fi
 grep -q "where the numbers are" "$T/a.err" && ok "the run says where its numbers are" || bad "no pointer to the numbers"
 stages=$(q "SELECT count(*) FROM loop_stages WHERE run_id = $RUN")
 nreq=$(wc -l < "$T/requests")
