@@ -21,9 +21,10 @@ The loss, exactly as common/grpo.h defines it:
       rho = exp(logp - old)
   loss = (1/G) sum_i (1/L_i) sum_{t in completion i} l[i][t]
 The perturbations keep every ratio at least 0.02 away from the clip edges (asserted), so float32
-rounding in the engine cannot flip a token between clipped and not; the script also asserts that
-tokens are clipped on both sides for positive and for negative advantages, and checks autograd
-against central finite differences of the float64 loss on a few weights.
+rounding in the engine cannot flip a token between clipped and not; the script also asserts that,
+for positive and for negative advantages, some ratios lie above 1 + eps, some below 1 - eps and
+some inside, and that autograd agrees within 1e-7 with central finite differences of the float64
+loss on the largest and on one seeded-random entry of every tensor.
 
 Run with Debian's PyTorch:  /usr/bin/python3 tests/ref/make_grpo_fixtures.py
 Deterministic: a rerun gives byte-identical files.
@@ -100,26 +101,32 @@ def one_case(f, stored, ids, mask, rewards, perturb):
     loss, k3, clip = loss_of(logp, mask, old, ref, adv)
     loss.backward()
     grads = {k: v.grad.to(torch.float32) for k, v in w.items()}
-    # finite differences on the largest gradient entries of three tensors
-    for name in sorted(w)[:3]:
+    # central finite differences of the float64 loss, for every tensor: its largest gradient entry
+    # and one entry drawn by a seeded generator (so that small entries are checked too)
+    gen = torch.Generator().manual_seed(2402)
+    h = 1e-6
+    fd_err = 0.0
+    for name in sorted(w):
         g = w[name].grad.reshape(-1)
-        j = int(g.abs().argmax())
-        h = 1e-6
-        vals = []
-        for sgn in (1, -1):
-            w2 = {k: v.detach().clone() for k, v in w.items()}
-            w2[name].reshape(-1)[j] += sgn * h
-            l2, _, _ = loss_of(live_logp(f, w2, ids), mask, old, ref, adv)
-            vals.append(float(l2))
-        fd = (vals[0] - vals[1]) / (2 * h)
-        assert abs(fd - float(g[j])) <= 1e-6 * max(1.0, abs(float(g[j]))), (name, fd, float(g[j]))
+        picks = [int(g.abs().argmax()), int(torch.randint(g.numel(), (1,), generator=gen))]
+        for j in picks:
+            vals = []
+            for sgn in (1, -1):
+                w2 = {k: v.detach().clone() for k, v in w.items()}
+                w2[name].reshape(-1)[j] += sgn * h
+                l2, _, _ = loss_of(live_logp(f, w2, ids), mask, old, ref, adv)
+                vals.append(float(l2))
+            fd = (vals[0] - vals[1]) / (2 * h)
+            err = abs(fd - float(g[j]))
+            fd_err = max(fd_err, err)
+            assert err <= 1e-7 * max(1.0, abs(float(g[j]))), ("finite differences disagree", name, j, fd, float(g[j]))
     n_tok = float(mask.sum())
     case = {
         "input_ids": ids,
         "mask": [[int(m) for m in row] for row in mask.tolist()],
-        "logp": [[round(float(x), 12) if m else 0.0 for x, m in zip(lr, mr)] for lr, mr in zip(base.tolist(), mask.tolist())],
-        "old_logp": [[round(float(x), 12) for x in row] for row in old.tolist()],
-        "ref_logp": [[round(float(x), 12) for x in row] for row in ref.tolist()],
+        "logp": [[float(x) if m else 0.0 for x, m in zip(lr, mr)] for lr, mr in zip(base.tolist(), mask.tolist())],
+        "old_logp": old.tolist(),
+        "ref_logp": ref.tolist(),
         "rewards": rewards,
         "advantages": adv,
         "beta": BETA,
@@ -134,12 +141,11 @@ def one_case(f, stored, ids, mask, rewards, perturb):
             if mask[i][t]:
                 r = float(rho[i][t])
                 assert abs(r - (1 - EPS)) > 0.02 and abs(r - (1 + EPS)) > 0.02, ("ratio near a clip edge", i, t, r)
-    # the old/ref values the engine reads are rounded to 12 digits: recompute the expected numbers
-    # from the rounded ones so that the fixture is self-consistent
-    old_r = torch.tensor(case["old_logp"], dtype=torch.float64)
-    ref_r = torch.tensor(case["ref_logp"], dtype=torch.float64)
-    assert float((old_r - old).abs().max()) < 1e-11 and float((ref_r - ref).abs().max()) < 1e-11
-    return case, grads, clip, adv
+    # json writes each float64 as its shortest round-trip repr: the file holds exactly the inputs
+    # the expected numbers were computed from
+    assert torch.equal(torch.tensor(case["old_logp"], dtype=torch.float64), old)
+    assert torch.equal(torch.tensor(case["ref_logp"], dtype=torch.float64), ref)
+    return case, grads, clip, adv, fd_err
 
 
 def run(f, root):
@@ -160,15 +166,20 @@ def run(f, root):
     d_ref = 0.3 * torch.cos(0.9 * k + 1.1)
     d_old = torch.where((torch.exp(-d_old) - 0.8).abs() < 0.025, d_old + 0.06, d_old)
     d_old = torch.where((torch.exp(-d_old) - 1.2).abs() < 0.025, d_old + 0.06, d_old)
-    case, grads, clip, adv = one_case(f, stored, ids, mask, [1.0, 0.0, 0.5, 0.0], (d_old, d_ref))
+    case, grads, clip, adv, fd_err = one_case(f, stored, ids, mask, [1.0, 0.0, 0.5, 0.0], (d_old, d_ref))
+    # coverage, for A > 0 and for A < 0 separately: completion tokens with the ratio above 1 + eps,
+    # below 1 - eps and inside, and tokens where the min picks the clamped term (zero surrogate
+    # gradient: rho > 1 + eps when A > 0, rho < 1 - eps when A < 0)
     rho = torch.exp(-d_old)
     for sign in (1, -1):
-        rows = [i for i in range(G) if adv[i] * sign > 0]
-        hi = any(bool(clip[i][t]) and float(rho[i][t]) > 1 for i in rows for t in range(T))
-        lo = any(bool(clip[i][t]) and float(rho[i][t]) < 1 for i in rows for t in range(T))
-        free = any(mask[i][t] > 0 and not bool(clip[i][t]) for i in rows for t in range(T))
-        assert free and (hi or lo), ("clipping coverage", sign, hi, lo, free)
-    zcase, zgrads, _, _ = one_case(f, stored, ids, mask, [0.5, 0.5, 0.5, 0.5], (d_old, d_ref))
+        toks = [(i, t) for i in range(G) if adv[i] * sign > 0 for t in range(T) if mask[i][t] > 0]
+        hi = sum(1 for i, t in toks if float(rho[i][t]) > 1 + EPS)
+        lo = sum(1 for i, t in toks if float(rho[i][t]) < 1 - EPS)
+        inside = len(toks) - hi - lo
+        zero_grad = sum(1 for i, t in toks if bool(clip[i][t]))
+        assert hi > 0 and lo > 0 and inside > 0, ("ratio coverage", sign, hi, lo, inside)
+        assert zero_grad == (hi if sign > 0 else lo), ("clipped tokens", sign, zero_grad, hi, lo)
+    zcase, zgrads, _, _, zfd_err = one_case(f, stored, ids, mask, [0.5, 0.5, 0.5, 0.5], (d_old, d_ref))
     case["format_version"] = 1
     case["generator"] = "tests/ref/make_grpo_fixtures.py"
     case["torch_version"] = torch.__version__
@@ -180,7 +191,9 @@ def run(f, root):
     with open(os.path.join(d, "grpo_grads_zero_std.safetensors"), "wb") as fh:
         fh.write(mf.st_encode(zgrads, {"format": "pt"}))
     print(f"{f['name']:18s} loss {case['loss']:+.8f} kl {case['kl_mean']:.6f} clipped {case['clip_frac']:.3f}; "
-          f"zero-std loss {zcase['loss']:+.8f}; grad absmax {max(float(g.abs().max()) for g in grads.values()):.4g}")
+          f"zero-std loss {zcase['loss']:+.8f}; grad absmax {max(float(g.abs().max()) for g in grads.values()):.4g} "
+          f"(zero-std {max(float(g.abs().max()) for g in zgrads.values()):.4g}); "
+          f"finite-difference error {max(fd_err, zfd_err):.2g}")
 
 
 def main():
