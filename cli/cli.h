@@ -83,5 +83,15 @@ int cmd_role(int argc, char **argv);   /* role prompt|sample (a model role witho
 int cmd_synth(int argc, char **argv);  /* synth problems|proof|check|analyze|sft|template */
 int cmd_serve(int argc, char **argv);  /* serve generator|verifier|metaverifier (queue workers) */
 int cmd_label(int argc, char **argv);  /* label: the V2 vote over the store -> labels */
+int cmd_report(int argc, char **argv); /* report: a run as a self-contained HTML/SVG file */
+
+/* Write the report of a run (cli/cmd_report.c, docs/report.md) to path (NULL: report-<run
+ * name>.html in the current directory). The run is run_id when > 0, else the newest run named
+ * run_name when that is not NULL, else the newest run. used_path (may be NULL) gets the path
+ * written. Errors: DSM_ENOTFOUND (no such run), DSM_EDB, DSM_EIO (cannot write), DSM_ENOMEM.
+ * For `dsm loop` to call at the end of a run. */
+struct dsm_db;
+int report_run_write(struct dsm_db *db, long long run_id, const char *run_name, const char *path, char *used_path,
+                     size_t used_cap, struct dsm_err *err);
 
 #endif

@@ -34,6 +34,7 @@ static const struct command commands[] = {
     {"role", cmd_role, "a model role without the store: role prompt|sample (check a backend)"},
     {"serve", cmd_serve, "run a model role as a queue worker: serve generator|verifier|metaverifier"},
     {"label", cmd_label, "auto-label proofs from their analyses and meta-verifications (writes labels)"},
+    {"report", cmd_report, "write a run's metrics, curves, stage timings and models as one HTML file"},
 };
 
 static void usage(FILE *f) {
