@@ -7,7 +7,8 @@
  * What is read (all by run id): runs (the row), metrics (any name, all rounds; where a metric has
  * several rows in a round, the one with the highest step, then id, is shown and the cell says how
  * many there were), loop_stages (detail->seconds), models (run_id). Every string from the store
- * is escaped on the way out.
+ * is escaped on the way out. The page is well-formed XML as well as HTML (a polyglot), so tests
+ * can parse it whole.
  */
 #include <math.h>
 #include <stdint.h>
@@ -232,6 +233,18 @@ static void write_header(struct report_buf *b, const struct report_data *d) {
     report_buf_puts(b, "</pre>\n");
 }
 
+/* Draw c; a chart the writer refuses (values so far apart that the range overflows) becomes a
+ * note in its place, so one odd metric never costs the whole report. */
+static int chart_or_note(struct report_buf *b, const struct report_chart *c, struct dsm_err *err) {
+    int rc = report_svg_line_chart(b, c, err);
+    if (rc != DSM_EINVAL) return rc;
+    report_buf_puts(b, "<p class=\"note\">This chart could not be drawn: ");
+    report_buf_escape(b, err->msg);
+    report_buf_puts(b, "</p>");
+    dsm_err_clear(err);
+    return DSM_OK;
+}
+
 /* One chart of the names whose family is fam, series in pattern order (or name order). */
 static int write_family_chart(struct report_buf *b, const struct report_data *d, int fam, double *xs, double *ys,
                               struct report_series *series, struct dsm_err *err) {
@@ -262,7 +275,7 @@ static int write_family_chart(struct report_buf *b, const struct report_data *d,
     struct report_chart c = {.title = title, .x_label = "round", .y_label = f ? f->y_label : "value", .series = series,
                              .nseries = (size_t)ns, .width = CHART_W, .height = CHART_H, .x_integer = 1, .y_fixed = f && f->share, .y_lo = 0, .y_hi = 1};
     report_buf_puts(b, "<figure>");
-    int rc = report_svg_line_chart(b, &c, err);
+    int rc = chart_or_note(b, &c, err);
     report_buf_puts(b, "</figure>\n");
     return rc;
 }
@@ -362,7 +375,7 @@ static int write_stages(struct report_buf *b, const struct report_data *d, struc
     struct report_chart c = {.title = "Seconds per round", .x_label = "round", .y_label = "seconds", .series = &s,
                              .nseries = 1, .width = CHART_W, .height = CHART_H, .x_integer = 1};
     report_buf_puts(b, "<div class=\"charts\"><figure>");
-    int rc = report_svg_line_chart(b, &c, err);
+    int rc = chart_or_note(b, &c, err);
     report_buf_puts(b, "</figure></div>\n");
     free(x);
     free(y);

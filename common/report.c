@@ -297,7 +297,7 @@ int report_svg_line_chart(struct report_buf *b, const struct report_chart *c, st
         if (c->y_fixed && ymin >= c->y_lo && ymax <= c->y_hi) rc = report_axis_nice(c->y_lo, c->y_hi, 5, &yax, err);
         else rc = report_axis_nice(ymin, ymax, 5, &yax, err);
         if (!rc) rc = x_ticks(c, &f, &xax, err);
-        if (rc) return rc;
+        if (rc) return dsm_err_prefix(err, rc, "chart '%s'", c->title ? c->title : "");
         f.ylo = yax.lo, f.yhi = yax.hi;
     }
     int rows = legend_rows(c, ML, w - MR), total_h = h + rows * LEG_ROW + (rows ? 6 : 0);

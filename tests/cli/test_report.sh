@@ -129,13 +129,16 @@ grep -q '>Accuracy against ground truth<' report-demo___.html && grep -q '>GRPO 
 
 # run 2: one round only -> points, no lines; selected by id; --out
 R2=$(q "INSERT INTO runs (name, kind) VALUES ('single', 'eval') RETURNING id" | head -1)
-q "INSERT INTO metrics (run_id, round, name, value) VALUES ($R2, 1, 'verifier.accuracy', 0.75), ($R2, 1, 'eval.accuracy', 0.5)" >/dev/null
+q "INSERT INTO metrics (run_id, round, name, value) VALUES ($R2, 1, 'verifier.accuracy', 0.75), ($R2, 1, 'eval.accuracy', 0.5),
+   ($R2, 1, 'huge.a', 1.7e308), ($R2, 1, 'huge.b', -1.7e308)" >/dev/null
 "$DSM" report --run-id "$R2" --out "$T/one.html" >out2 2>err2
 same "report --run-id --out" "$? $(cat out2)" "0 $T/one.html"
 if check_page one.html >page2 2>&1; then ok "run 2: well-formed"; else bad "run 2 page: $(head -c 600 page2)"; fi
 same "one round: no lines" "$(sed -n 's/^paths //p' page2)" 0
 same "one round: table" "$(sed -n 's/^table verifier.accuracy=//p' page2)" "0.75"
 grep -q 'One round only' one.html && ok "one round: said" || bad "one round note missing"
+same "a range too wide to chart: in the table" "$(sed -n 's/^table huge.a=//p' page2) $(sed -n 's/^table huge.b=//p' page2)" "1.7e+308 -1.7e+308"
+grep -q 'This chart could not be drawn: chart &#39;huge.\*&#39;' one.html && ok "a range too wide to chart: a note in its place" || bad "no note for the undrawable chart"
 grep -q 'No loop stages were recorded' one.html && grep -q 'No models are registered' one.html && ok "no stages, no models: said" || bad "empty sections"
 
 # run 3: no metrics at all; the newest run is the default

@@ -227,6 +227,10 @@ static void test_chart_bad(void) {
     const struct report_series hs = {"huge", hx, hy, 2};
     struct report_chart c4 = {.title = "huge", .series = &hs, .nseries = 1};
     CHECK(report_svg_line_chart(&b, &c4, &err) == DSM_EINVAL);
+    const double hy2[2] = {-1.7e308, 1.7e308}, hx2[2] = {1, 2}; /* y range overflows: named by chart */
+    const struct report_series hs2 = {"huge y", hx2, hy2, 2};
+    struct report_chart c5 = {.title = "huge y", .series = &hs2, .nseries = 1};
+    CHECK(report_svg_line_chart(&b, &c5, &err) == DSM_EINVAL && strstr(err.msg, "chart 'huge y': axis range"));
     CHECK(b.len == 0);
     report_buf_free(&b);
 }
