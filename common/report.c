@@ -276,8 +276,8 @@ static void draw_series(struct report_buf *b, const struct frame *f, const struc
         char xv[32], yv[32];
         report_fmt_value(sr->x[i], xv, sizeof xv);
         report_fmt_value(sr->y[i], yv, sizeof yv);
-        report_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"><title>", map_x(f, sr->x[i]),
-                          map_y(f, sr->y[i]), col);
+        report_buf_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%s\" fill=\"%s\"><title>", map_x(f, sr->x[i]),
+                          map_y(f, sr->y[i]), sr->n > 25 ? "2" : "3.5", col); /* smaller markers when crowded */
         report_buf_escape(b, sr->name);
         report_buf_printf(b, ", %s %s: %s</title></circle>\n", c->x_integer ? "round" : "x", xv, yv);
     }
