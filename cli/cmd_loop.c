@@ -433,21 +433,27 @@ static int bootstrap(struct loop *L, int role, struct dsm_err *err) {
 
 /* ---- one round ------------------------------------------------------------------------------------ */
 
-/* The payloads of a stage's jobs, built in SQL ($1 run, $2 round, $3 count per item, $4 base seed). */
+/* The payloads of a stage's jobs, built in SQL ($1 run, $2 round, $3 count per item, $4 base seed).
+ * Seeds are hashes of stable things -- the configuration's seed, the round, the problem's key, the
+ * seed of the row judged, the sample's index -- never of row ids, so the same configuration gives
+ * the same samples in any database ("same seed, same numbers"). */
 static const char *const payload_sql[R_N] = {
     /* generate: G per problem of the round */
     "SELECT coalesce(jsonb_agg(jsonb_build_object('problem_id', p.id, 'round', $2::int, 'run_id', $1::bigint, "
-    "'seed', $4::bigint + p.id * 4096 + g, 'key', concat_ws(':', $1, $2, p.id, g)) ORDER BY p.id, g), '[]')::text AS payloads "
+    "'seed', hashtextextended(concat_ws(':', $4::text, $2, p.source, p.source_key, g), 0) & 9007199254740991, "
+    "'key', concat_ws(':', $1, $2, p.id, g)) ORDER BY p.id, g), '[]')::text AS payloads "
     "FROM problems p CROSS JOIN generate_series(1, $3::int) g WHERE p.id = ANY($5::bigint[])",
     /* verify: n per proof of the round that is well formed */
     "SELECT coalesce(jsonb_agg(jsonb_build_object('proof_id', p.id, 'round', $2::int, 'run_id', $1::bigint, "
-    "'seed', $4::bigint + p.id * 4096 + g, 'key', concat_ws(':', $1, $2, p.id, g)) ORDER BY p.id, g), '[]')::text AS payloads "
+    "'seed', hashtextextended(concat_ws(':', $4::text, p.seed, g), 0) & 9007199254740991, "
+    "'key', concat_ws(':', $1, $2, p.id, g)) ORDER BY p.id, g), '[]')::text AS payloads "
     "FROM proofs p CROSS JOIN generate_series(1, $3::int) g WHERE p.run_id = $1::bigint AND p.round = $2::int "
     "AND p.finish_reason = 'stop' AND coalesce((p.metadata->>'format_ok')::boolean, false) AND p.proof <> '' "
     "AND $5::bigint[] IS NOT NULL",
     /* metaverify: m per analysis or self-evaluation of the round scoring below 1 */
     "SELECT coalesce(jsonb_agg(jsonb_build_object('verification_id', v.id, 'round', $2::int, 'run_id', $1::bigint, "
-    "'seed', $4::bigint + v.id * 4096 + g, 'key', concat_ws(':', $1, $2, v.id, g)) ORDER BY v.id, g), '[]')::text AS payloads "
+    "'seed', hashtextextended(concat_ws(':', $4::text, v.kind, v.seed, g), 0) & 9007199254740991, "
+    "'key', concat_ws(':', $1, $2, v.id, g)) ORDER BY v.id, g), '[]')::text AS payloads "
     "FROM verifications v CROSS JOIN generate_series(1, $3::int) g WHERE v.run_id = $1::bigint AND v.round = $2::int "
     "AND v.score < 1 AND $5::bigint[] IS NOT NULL",
 };
@@ -1114,6 +1120,15 @@ int cmd_loop(int argc, char **argv) {
                 dsm_now() - L->t0);
     }
     if (summary && (rc = write_summary(L, summary, &err))) goto fail;
+    {
+        char rp[2400], used[1200];
+        snprintf(rp, sizeof rp, "%s/report.html", L->dir);
+        struct dsm_err rerr = {0};
+        if (report_run_write(L->db, (long long)L->run_id, NULL, rp, used, sizeof used, &rerr))
+            LOG_WARN("loop: the report could not be written: %s", rerr.msg);
+        else if (!quiet)
+            fprintf(stderr, "report: %s\n", used);
+    }
     rc = 0;
     goto out;
 fail:

@@ -4,7 +4,8 @@
  * Groups (outputs sampled from one prompt by the policy being trained):
  *   verifier   the analyses (verifications of kind 'analysis') of one proof in the round; reward
  *              R_format · (1 − |s' − s|) · R_meta with s the proof's auto label of the round, or
- *              for a --human-share of the proofs their human / ground-truth label (proofs with
+ *              for a --human-share of the proofs (chosen by a hash of their seed) their human /
+ *              ground-truth label (proofs with
  *              neither are not used), R_meta the mean rating of the analysis's
  *              meta-verifications (a failed one counts 0), 1 when it had none (scored 1);
  *   generator  the proofs of one problem in the round; reward R_format · (0.76 s + 0.24 (1 − |s' −
@@ -48,7 +49,7 @@ static const char *const ver_sql =
     "FROM verifications v JOIN proofs p ON p.id = v.proof_id JOIN problems pr ON pr.id = p.problem_id "
     "JOIN LATERAL (SELECT x.value FROM labels x WHERE x.proof_id = p.id AND x.value IS NOT NULL AND "
     " ((x.source = 'auto' AND x.origin = $3) OR (x.source IN ('human', 'ground_truth') AND "
-    "  (p.id * 2654435761) % 1000 < $4::float8 * 1000)) "
+    "  (hashtextextended(coalesce(p.seed, p.id)::text, 7) & 1023) < $4::float8 * 1024)) "
     " ORDER BY (x.source <> 'auto') DESC, x.id LIMIT 1) l ON true "
     "WHERE v.run_id = $1::bigint AND v.round = $2::int AND v.kind = 'analysis' AND v.raw_output IS NOT NULL "
     "ORDER BY v.proof_id, v.id";

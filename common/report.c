@@ -284,8 +284,8 @@ static void draw_series(struct report_buf *b, const struct frame *f, const struc
 }
 
 int report_svg_line_chart(struct report_buf *b, const struct report_chart *c, struct dsm_err *err) {
-    double xmin, xmax, ymin, ymax;
-    size_t npoints;
+    double xmin = 0, xmax = 0, ymin = 0, ymax = 0; /* set by chart_check; zeroed for -O3's flow analysis */
+    size_t npoints = 0;
     int rc;
     if ((rc = chart_check(c, &xmin, &xmax, &ymin, &ymax, &npoints, err))) return rc;
     int w = c->width ? c->width : 640, h = c->height ? c->height : 300;

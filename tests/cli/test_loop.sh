@@ -72,6 +72,8 @@ for x in r:
 PY
 then ok "summary JSON: rounds[0] after the bootstrap, the headline figures"; else bad "summary: $(head -c 400 "$T/sum.json")"; fi
 grep -q "where the numbers are" "$T/a.err" && ok "the run says where its numbers are" || bad "no pointer to the numbers"
+rep="$DSM_HOME/loop/oracle/report.html"
+[ -s "$rep" ] && grep -q "report: $rep" "$T/a.err" && grep -q "<svg" "$rep" && ok "the run wrote its HTML report" || bad "no report at $rep"
 stages=$(q "SELECT count(*) FROM loop_stages WHERE run_id = $RUN")
 nreq=$(wc -l < "$T/requests")
 if "$DSM" loop --config "$T/oracle.json" --run oracle >"$T/a2.out" 2>"$T/a2.err"; then ok "second run"; else bad "second run: $(tail -3 "$T/a2.err")"; fi
