@@ -116,5 +116,5 @@ expect_fail "no model" 2 "config.json" -- "$DSM" train sft --model "$T/nomodel" 
 expect_fail "resume without checkpoint" 2 "no checkpoint" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/empty" --resume auto
 expect_fail "bad lora spec" 2 "LoRA target 'qq_proj'" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --lora r=8,targets=q_proj+qq_proj
 expect_fail "lora dropout range" 2 "dropout must be in" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --lora r=8,dropout=1.5
-expect_fail "unknown subcommand" 2 "expected 'sft' or 'merge-lora'" -- "$DSM" train grpo
+expect_fail "unknown subcommand" 2 "expected 'sft', 'grpo' or 'merge-lora'" -- "$DSM" train dpo
 check_done
