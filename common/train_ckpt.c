@@ -1,15 +1,19 @@
 /* train_ckpt.c - atomic HF-layout checkpoints; see train_ckpt.h. */
 #include "common/train_ckpt.h"
 
+#include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/log.h"
 #include "common/lora.h"
 #include "common/model_impl.h"
 #include "common/optim.h"
@@ -48,6 +52,70 @@ static int fsync_path(const char *path, struct dsm_err *err) {
     close(fd);
     return rc ? dsm_errf(err, DSM_EIO, "fsync %s failed", path) : DSM_OK;
 }
+
+/* If name ends in ".<tag>.<digits>", the digits as a pid (else 0). */
+static long tagged_pid(const char *name, const char *tag) {
+    const char *dot = strrchr(name, '.');
+    size_t tl = strlen(tag);
+    if (!dot || !dot[1] || (size_t)(dot - name) < tl + 1) return 0;
+    for (const char *c = dot + 1; *c; c++)
+        if (!isdigit((unsigned char)*c)) return 0;
+    if (strncmp(dot - tl, tag, tl) || dot[-(long)tl - 1] != '.') return 0;
+    return strtol(dot + 1, NULL, 10);
+}
+
+/* A pid from a leftover's name that is certainly not running (ESRCH); our own pid is alive. */
+static int pid_gone(long pid) {
+    return pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Files the final model or adapter is written as (each through "<name>.tmp.<pid>"). */
+static int is_output_file(const char *name, size_t len) {
+    static const char *const outs[] = {"model.safetensors", "adapter_model.safetensors", "adapter_config.json"};
+    for (size_t i = 0; i < DSM_ARRAY_LEN(copied_files); i++)
+        if (strlen(copied_files[i]) == len && !strncmp(name, copied_files[i], len)) return 1;
+    for (size_t i = 0; i < DSM_ARRAY_LEN(outs); i++)
+        if (strlen(outs[i]) == len && !strncmp(name, outs[i], len)) return 1;
+    return 0;
+}
+
+/* Clean up after processes killed while saving into dir (a run's output directory): a
+ * ".checkpoint-N.tmp.PID" directory or "<output file>.tmp.PID" file of a dead PID is removed; a
+ * ".checkpoint-N.old.PID" directory (the previous copy, moved aside while its replacement was
+ * renamed in) is renamed back when checkpoint-N is missing, else removed. Only names of exactly
+ * these forms whose PID no longer exists are touched, so a concurrent save (its PID alive) is safe.
+ * Best effort: failures are ignored (the leftovers are harmless, only disk). */
+static void sweep_leftovers(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char path[4400], target[4400];
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        long pid;
+        if (strlen(dir) + strlen(n) > 4000) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, n);
+        if (!strncmp(n, ".checkpoint-", 12) && (pid = tagged_pid(n, "tmp")) && pid_gone(pid)) {
+            rm_flat_dir(path);
+        } else if (!strncmp(n, ".checkpoint-", 12) && (pid = tagged_pid(n, "old")) && pid_gone(pid)) {
+            /* ".checkpoint-N.old.PID" -> "checkpoint-N" */
+            size_t keep = (size_t)(strrchr(n, '.') - n) - 4; /* drop ".old" */
+            snprintf(target, sizeof target, "%s/%.*s", dir, (int)(keep - 1), n + 1);
+            struct stat sb;
+            if (stat(target, &sb) != 0 && errno == ENOENT && rename(path, target) == 0) {
+                LOG_WARN("restored %s (its replacement was interrupted)", target);
+                struct dsm_err ignored = {0};
+                fsync_path(dir, &ignored);
+            } else {
+                rm_flat_dir(path);
+            }
+        } else if ((pid = tagged_pid(n, "tmp")) && pid_gone(pid) && is_output_file(n, (size_t)(strrchr(n, '.') - n) - 4)) {
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
 
 /* One tensor of a file: name, device pointer, shape. */
 struct named {
@@ -155,6 +223,7 @@ int dsm_ckpt_save(const char *dir, const char *src_dir, struct dsm_train *t, str
     else snprintf(parent, sizeof parent, ".");
     if (snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld", parent, leaf, (long)getpid()) >= (int)sizeof tmp)
         return dsm_errf(err, DSM_EINVAL, "checkpoint path too long: %s", dir);
+    sweep_leftovers(parent); /* what killed saves left (a process's names carry its pid) */
     rm_flat_dir(tmp);
     int rc = dsm_mkdir_p(tmp, err);
     if (rc) return rc;
@@ -195,12 +264,29 @@ int dsm_ckpt_save(const char *dir, const char *src_dir, struct dsm_train *t, str
     rc = text ? dsm_file_write_atomic(path, text, strlen(text), err) : dsm_errf(err, DSM_ENOMEM, "out of memory");
     free(text);
     if (rc || (rc = fsync_path(tmp, err))) goto fail;
-    /* swap into place: an existing checkpoint is moved aside first (rename cannot replace a
-     * non-empty directory), so at every instant one complete copy exists */
-    snprintf(old, sizeof old, "%s/.%s.old.%ld", parent, leaf, (long)getpid());
-    rm_flat_dir(old);
+    /* into place. rename cannot replace a non-empty directory, so an existing checkpoint of the
+     * same name (a finished run resumed, or a run resumed from an older checkpoint) is swapped
+     * with the new one atomically (RENAME_EXCHANGE) and the old copy, now at tmp, removed: at
+     * every instant dir is complete. Where the file system cannot exchange, the old copy is moved
+     * aside first: between the two renames dir is missing and the old copy is complete at
+     * .NAME.old.PID, which sweep_leftovers renames back after a crash. */
     struct stat sb;
     int had = stat(dir, &sb) == 0;
+#ifdef RENAME_EXCHANGE
+    if (had) {
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
+            rc = fsync_path(parent, err);
+            rm_flat_dir(tmp); /* the previous copy */
+            return rc;
+        }
+        if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP && errno != EOPNOTSUPP) {
+            rc = dsm_errf(err, DSM_EIO, "cannot swap %s into place of %s: %s", tmp, dir, strerror(errno));
+            goto fail;
+        }
+    }
+#endif
+    snprintf(old, sizeof old, "%s/.%s.old.%ld", parent, leaf, (long)getpid());
+    rm_flat_dir(old);
     if (had && rename(dir, old) != 0) {
         rc = dsm_errf(err, DSM_EIO, "cannot move the previous checkpoint %s aside", dir);
         goto fail;
@@ -234,6 +320,7 @@ static int write_dir(const char *dir, const char *src_dir, struct dsm_model *m, 
 }
 
 int dsm_ckpt_write_model(const char *dir, const char *src_dir, struct dsm_train *t, struct dsm_err *err) {
+    sweep_leftovers(dir); /* a killed earlier write of the final model left "<file>.tmp.PID" */
     return write_dir(dir, src_dir, dsm_train_model(t), dsm_train_lora(t), err);
 }
 
@@ -297,6 +384,7 @@ int dsm_ckpt_load_state(const char *dir, struct dsm_backend *be, struct dsm_opti
 }
 
 int dsm_ckpt_latest(const char *out_dir, char *buf, size_t cap, struct dsm_err *err) {
+    sweep_leftovers(out_dir); /* may restore a checkpoint whose replacement was interrupted */
     DIR *d = opendir(out_dir);
     if (!d) return dsm_errf(err, DSM_ENOTFOUND, "no checkpoint to resume: %s does not exist", out_dir);
     long best = -1;
