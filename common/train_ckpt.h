@@ -13,7 +13,8 @@
  * Atomicity: dsm_ckpt_save writes everything into a hidden temporary sibling directory, fsyncs
  * each file, renames the directory into place and fsyncs the parent. A crash (even kill -9) at any
  * point leaves either the old checkpoint or the new one complete, never a mix; a leftover
- * temporary directory is ignored (and removed by the next save of the same name).
+ * temporary directory is ignored; the leftovers of dead processes are removed by the next save or
+ * `--resume auto`.
  */
 #ifndef DSM_TRAIN_CKPT_H
 #define DSM_TRAIN_CKPT_H
