@@ -82,6 +82,8 @@ int cmd_vote(int argc, char **argv);
 int cmd_role(int argc, char **argv);   /* role prompt|sample (a model role without the store) */
 int cmd_synth(int argc, char **argv);  /* synth problems|proof|check|analyze|sft|template */
 int cmd_serve(int argc, char **argv);  /* serve generator|verifier|metaverifier (queue workers) */
+int cmd_serve_submissions(int argc, char **argv); /* serve submissions (cmd_submit.c) */
+int cmd_submit(int argc, char **argv); /* submit a proof for scoring */
 int cmd_label(int argc, char **argv);  /* label: the V2 vote over the store -> labels */
 int cmd_report(int argc, char **argv); /* report: a run as a self-contained HTML/SVG file */
 

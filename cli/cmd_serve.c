@@ -7,6 +7,9 @@
  *
  *   job kind     payload                         row written
  *   generate     {"problem_id": N}               proofs
+ *                + "refine": [{"proof_id": P, "analyses": [V...] | "self"}, ...]  a refinement: the
+ *                earlier proofs P (of the same problem) with verifications V (or their own
+ *                self-evaluation) under "## Candidate Solution(s) to Refine"; proof_parents rows
  *   verify       {"proof_id": N}                 verifications
  *   metaverify   {"verification_id": N}          meta_verifications
  * Optional payload fields: "seed" (else --seed + job id), "round", "run_id".
@@ -100,12 +103,16 @@ struct serve_cfg {
     const char *kind; /* job kind */
     struct dsm_lm *lm;
     struct role_template tmpl;
+    struct role_template refine_tmpl; /* generator: the refinement template */
     struct lm_settings s; /* n = 1; seed = base */
     char worker[128];
     char model_id[32]; /* models.id of the backend's model, as text */
     double lease_s, backoff_s;
     struct serve_hb *hb;
 };
+
+#define SERVE_MAX_CANDIDATES 16 /* earlier proofs in one refinement prompt */
+#define SERVE_MAX_ANALYSES 64   /* analyses shown per earlier proof */
 
 /* One claimed job and what was built for it. */
 struct serve_item {
@@ -114,6 +121,9 @@ struct serve_item {
     uint64_t seed;
     char round[24], run_id[24]; /* "" = NULL */
     char ref_id[24];            /* problem_id / proof_id / verification_id as text */
+    int64_t parents[SERVE_MAX_CANDIDATES]; /* a refinement's earlier proofs */
+    int n_parents;
+    char tmpl_id[340];          /* the template id(s) recorded in sampling.template */
     char *error;                /* preparation failed: fail the job with this */
     int skip;                   /* complete without a row (result says why) */
 };
@@ -131,6 +141,83 @@ static int fetch_row(struct dsm_db *db, const char *sql, const char *id, PGresul
         return dsm_errf(err, DSM_ENOTFOUND, "%s %s does not exist", what, id);
     }
     return DSM_OK;
+}
+
+/* A refinement job: read the earlier proofs of "refine" (each of problem it->ref_id) and the
+ * analyses shown with each, and build the refinement prompt. */
+static int prepare_refine(struct dsm_db *db, const struct serve_cfg *c, struct serve_item *it, json_t *refine,
+                          const char *statement, struct dsm_err *err) {
+    size_t nc = json_array_size(refine);
+    if (!json_is_array(refine) || nc < 1 || nc > SERVE_MAX_CANDIDATES)
+        return dsm_errf(err, DSM_EINVAL, "\"refine\" must be an array of 1..%d {\"proof_id\", \"analyses\"} objects",
+                        SERVE_MAX_CANDIDATES);
+    struct gen_candidate cand[SERVE_MAX_CANDIDATES];
+    PGresult *pr[SERVE_MAX_CANDIDATES] = {0}, *ar[SERVE_MAX_CANDIDATES] = {0};
+    const char *texts[SERVE_MAX_CANDIDATES][SERVE_MAX_ANALYSES];
+    int rc = DSM_OK;
+    memset(cand, 0, sizeof cand);
+    for (size_t i = 0; i < nc && !rc; i++) {
+        json_t *e = json_array_get(refine, i), *pid = json_object_get(e, "proof_id"), *an = json_object_get(e, "analyses");
+        if (!json_is_integer(pid)) {
+            rc = dsm_errf(err, DSM_EINVAL, "refine[%zu] lacks an integer \"proof_id\"", i);
+            break;
+        }
+        char ps[24];
+        snprintf(ps, sizeof ps, "%lld", (long long)json_integer_value(pid));
+        const char *v2[2] = {ps, it->ref_id};
+        if ((rc = db_exec(db, "SELECT proof, self_evaluation FROM proofs WHERE id = $1::bigint AND problem_id = $2::bigint",
+                          2, v2, &pr[i], err)))
+            break;
+        if (PQntuples(pr[i]) != 1) {
+            rc = dsm_errf(err, DSM_ENOTFOUND, "refine[%zu]: proof %s is not a proof of problem %s", i, ps, it->ref_id);
+            break;
+        }
+        it->parents[it->n_parents++] = json_integer_value(pid);
+        cand[i].proof = db_get(pr[i], 0, "proof");
+        cand[i].analyses = texts[i];
+        if (json_is_string(an) && !strcmp(json_string_value(an), "self")) {
+            const char *se = db_get(pr[i], 0, "self_evaluation");
+            if (se && *se) texts[i][cand[i].n_analyses++] = se;
+        } else if (json_is_array(an) || !an) {
+            if (json_array_size(an) > SERVE_MAX_ANALYSES) {
+                rc = dsm_errf(err, DSM_EINVAL, "refine[%zu]: more than %d analyses", i, SERVE_MAX_ANALYSES);
+                break;
+            }
+            char *ids = an ? json_dumps(an, JSON_COMPACT) : strdup("[]");
+            if (!ids) {
+                rc = dsm_errf(err, DSM_ENOMEM, "out of memory");
+                break;
+            }
+            for (char *q = ids; *q; q++) /* JSON array -> SQL array literal */
+                if (*q == '[') *q = '{';
+                else if (*q == ']') *q = '}';
+            const char *v3[2] = {ids, ps};
+            rc = db_exec(db,
+                         "SELECT v.analysis FROM unnest($1::bigint[]) WITH ORDINALITY AS u(id, o) JOIN verifications v "
+                         "ON v.id = u.id AND v.proof_id = $2::bigint ORDER BY u.o",
+                         2, v3, &ar[i], err);
+            free(ids);
+            if (rc) {
+                rc = dsm_errf(err, DSM_EINVAL, "refine[%zu]: \"analyses\" must be verification ids of proof %s", i, ps);
+                break;
+            }
+            if ((size_t)PQntuples(ar[i]) != json_array_size(an)) {
+                rc = dsm_errf(err, DSM_ENOTFOUND, "refine[%zu]: some analyses are not verifications of proof %s", i, ps);
+                break;
+            }
+            for (int j = 0; j < PQntuples(ar[i]); j++)
+                if (db_get(ar[i], j, "analysis")) texts[i][cand[i].n_analyses++] = db_get(ar[i], j, "analysis");
+        } else {
+            rc = dsm_errf(err, DSM_EINVAL, "refine[%zu]: \"analyses\" must be an array of verification ids or \"self\"", i);
+        }
+    }
+    if (!rc) rc = gen_prompt_build_refine(&c->tmpl, &c->refine_tmpl, statement, cand, (int)nc, &it->prompt, err);
+    if (!rc) snprintf(it->tmpl_id, sizeof it->tmpl_id, "%s+%s", c->tmpl.id, c->refine_tmpl.id);
+    for (size_t i = 0; i < nc && i < SERVE_MAX_CANDIDATES; i++) {
+        PQclear(pr[i]);
+        PQclear(ar[i]);
+    }
+    return rc;
 }
 
 /* Read the payload and the rows it names; build the prompt. Problems go into it->error. */
@@ -154,13 +241,19 @@ static void serve_prepare(struct dsm_db *db, const struct serve_cfg *c, struct s
     json_t *rv = json_object_get(p, "round"), *uv = json_object_get(p, "run_id");
     if (json_is_integer(rv)) snprintf(it->round, sizeof it->round, "%lld", (long long)json_integer_value(rv));
     if (json_is_integer(uv)) snprintf(it->run_id, sizeof it->run_id, "%lld", (long long)json_integer_value(uv));
+    json_t *refine = json_incref(json_object_get(p, "refine"));
     json_decref(p);
 
     int rc = DSM_OK;
+    snprintf(it->tmpl_id, sizeof it->tmpl_id, "%s", c->tmpl.id);
     if (c->role == S_GEN) {
         if (!(rc = fetch_row(db, "SELECT statement FROM problems WHERE id = $1::bigint", it->ref_id, &r, "problem",
-                             &err)))
-            rc = gen_prompt_build(&c->tmpl, db_get(r, 0, "statement"), &it->prompt, &err);
+                             &err))) {
+            if (refine && !json_is_null(refine))
+                rc = prepare_refine(db, c, it, refine, db_get(r, 0, "statement"), &err);
+            else
+                rc = gen_prompt_build(&c->tmpl, db_get(r, 0, "statement"), &it->prompt, &err);
+        }
     } else if (c->role == S_VER) {
         if (!(rc = fetch_row(db,
                              "SELECT pr.statement, p.proof FROM proofs p JOIN problems pr ON pr.id = p.problem_id "
@@ -188,6 +281,7 @@ static void serve_prepare(struct dsm_db *db, const struct serve_cfg *c, struct s
         }
     }
     PQclear(r);
+    json_decref(refine);
     if (rc) {
         snprintf(msg, sizeof msg, "job %lld: %s", (long long)it->job.id, err.msg);
         it->error = strdup(msg);
@@ -265,6 +359,14 @@ static int write_row(struct dsm_db *db, const struct db_job *job, void *vctx, st
     }
     if (!rc) w->row_id = db_get_i64(r, 0, "id", 0);
     PQclear(r);
+    for (int i = 0; !rc && i < it->n_parents; i++) { /* a refinement: where it came from */
+        char child[24], parent[24];
+        snprintf(child, sizeof child, "%lld", (long long)w->row_id);
+        snprintf(parent, sizeof parent, "%lld", (long long)it->parents[i]);
+        const char *pv[2] = {child, parent};
+        rc = db_exec(db, "INSERT INTO proof_parents (proof_id, parent_id) VALUES ($1::bigint, $2::bigint) ON CONFLICT DO NOTHING",
+                     2, pv, NULL, err);
+    }
     free(analysis);
     free(proof);
     free(selfev);
@@ -363,7 +465,7 @@ static int serve_batch(struct dsm_db *db, struct serve_cfg *c, int max, int *cla
             }
             continue;
         }
-        json_t *prov = lm_provenance_json(c->lm, &reqs[ri - 1].s, c->tmpl.id);
+        json_t *prov = lm_provenance_json(c->lm, &reqs[ri - 1].s, it->tmpl_id);
         if (prov && r->c[0].finish == LM_FINISH_OTHER)
             json_object_set_new(prov, "finish_reason_raw", json_string(r->c[0].finish_raw));
         if (prov) json_object_set_new(prov, "completion_tokens", json_integer(r->c[0].n_tokens));
@@ -439,11 +541,12 @@ static int serve_model_row(struct dsm_db *db, struct serve_cfg *c, const char *b
 }
 
 int cmd_serve(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "submissions")) return cmd_serve_submissions(argc - 1, argv + 1);
     struct cli_lm_flags lf = {0};
     int once = 0, batch = 1, max_tokens = 4096, top_k = 0;
     long max_jobs = 0, seed = 0;
     double temperature = 1.0, top_p = 0.95, lease = 120, backoff = 5, idle = 5;
-    const char *worker = NULL, *template_path = NULL;
+    const char *worker = NULL, *template_path = NULL, *refine_path = NULL;
     const struct cli_opt opts[] = {
         {"--once", CLI_FLAG, &once, NULL, "exit when no job is claimable (instead of waiting for more)"},
         {"--max-jobs", CLI_LONG, &max_jobs, "N", "exit after N jobs (0 = no limit)"},
@@ -457,6 +560,7 @@ int cmd_serve(int argc, char **argv) {
         {"--idle-wait", CLI_DOUBLE, &idle, "S", "longest wait for a new-job notification (default 5)"},
         {"--worker", CLI_STR, &worker, "NAME", "lease owner name (default serve-ROLE-PID)"},
         {"--template", CLI_STR, &template_path, "FILE", "prompt template instead of the built-in one (id file:NAME@hash); 'synth' = the synthetic domain's compact one"},
+        {"--refine-template", CLI_STR, &refine_path, "FILE", "generator: refinement template instead of the built-in one ({{instruction}}, {{candidates}})"},
         CLI_LM_OPTS(lf),
     };
     const struct cli_cmd_spec spec = {
@@ -475,6 +579,7 @@ int cmd_serve(int argc, char **argv) {
     if (!strcmp(pos[0], "generator")) {
         c.role = S_GEN, c.kind = "generate";
         gen_template_generate(&c.tmpl);
+        gen_template_refine(&c.refine_tmpl);
     } else if (!strcmp(pos[0], "verifier")) {
         c.role = S_VER, c.kind = "verify";
         ver_template_verify(&c.tmpl);
@@ -509,15 +614,25 @@ int cmd_serve(int argc, char **argv) {
                        &c.tmpl);
     else if (template_path && role_template_load(template_path, &c.tmpl, &err))
         return cli_fail(spec.name, &err);
+    if (refine_path && c.role != S_GEN) {
+        role_template_free(&c.tmpl);
+        return cli_usage_error(spec.name, "--refine-template is for the generator");
+    }
+    if (refine_path && role_template_load(refine_path, &c.refine_tmpl, &err)) {
+        role_template_free(&c.tmpl);
+        return cli_fail(spec.name, &err);
+    }
     struct dsm_db *db = NULL;
     struct db_open_opts o = {.migrate = 1};
     if (db_open(&o, &db, &err)) {
         role_template_free(&c.tmpl);
+        role_template_free(&c.refine_tmpl);
         return cli_fail(spec.name, &err);
     }
     int xc = cli_lm_open(spec.name, &lf, &c.lm);
     if (xc) {
         role_template_free(&c.tmpl);
+        role_template_free(&c.refine_tmpl);
         db_close(db);
         return xc;
     }
@@ -591,6 +706,7 @@ done:
     }
     db_close(hb.db);
     role_template_free(&c.tmpl);
+    role_template_free(&c.refine_tmpl);
     lm_destroy(c.lm);
     db_close(db);
     return rc ? cli_fail(spec.name, &err) : 0;

@@ -32,7 +32,8 @@ static const struct command commands[] = {
     {"parse", cmd_parse, "read a generator/verifier/metaverifier output as JSON (score, analysis, proof)"},
     {"vote", cmd_vote, "label a proof from its analyses and meta-verifications (the V2 vote)"},
     {"role", cmd_role, "a model role without the store: role prompt|sample (check a backend)"},
-    {"serve", cmd_serve, "run a model role as a queue worker: serve generator|verifier|metaverifier"},
+    {"serve", cmd_serve, "run a model role as a queue worker: serve generator|verifier|metaverifier|submissions"},
+    {"submit", cmd_submit, "hand a proof in for scoring by n verifier analyses and the V2 vote"},
     {"label", cmd_label, "auto-label proofs from their analyses and meta-verifications (writes labels)"},
     {"report", cmd_report, "write a run's metrics, curves, stage timings and models as one HTML file"},
 };
