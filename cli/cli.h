@@ -84,6 +84,7 @@ int cmd_synth(int argc, char **argv);  /* synth problems|proof|check|analyze|sft
 int cmd_serve(int argc, char **argv);  /* serve generator|verifier|metaverifier (queue workers) */
 int cmd_serve_submissions(int argc, char **argv); /* serve submissions (cmd_submit.c) */
 int cmd_submit(int argc, char **argv); /* submit a proof for scoring */
+int cmd_prove(int argc, char **argv);  /* the V2 test-time procedures for one problem */
 int cmd_label(int argc, char **argv);  /* label: the V2 vote over the store -> labels */
 int cmd_report(int argc, char **argv); /* report: a run as a self-contained HTML/SVG file */
 

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/child.h"
 #include "cli/cli.h"
 #include "common/db.h"
 #include "common/log.h"
@@ -78,11 +79,10 @@ struct loop {
 };
 
 static volatile sig_atomic_t g_stop;
-static volatile pid_t g_child;
 
 static void on_signal(int sig) {
     g_stop = sig;
-    if (g_child > 0) kill(g_child, SIGTERM);
+    if (cli_child_pid > 0) kill(cli_child_pid, SIGTERM);
 }
 
 static void cfg_default(struct loop_cfg *c) {
@@ -233,62 +233,12 @@ static int cfg_load(const char *path, struct loop_cfg *c, json_t **raw, struct d
 
 /* ---- children --------------------------------------------------------------------------------- */
 
-/* Run `dsm argv...` with stdout to out_path (NULL: the log) and stderr to the stage log. While it
- * runs, a terminal shows the stage and its seconds. Returns the exit status (128+sig if killed). */
+/* Run `dsm argv...` with stdout to out_path (NULL: the log) and stderr to the stage log. */
 static int run_child(struct loop *L, const char *label, const char *log_name, char *const *argv, const char *out_path) {
     char logp[2300];
     snprintf(logp, sizeof logp, "%s/logs/%s.log", L->dir, log_name);
-    FILE *lf = fopen(logp, "a");
-    if (lf) {
-        fprintf(lf, "\n$ dsm");
-        for (int i = 1; argv[i]; i++) fprintf(lf, " %s", argv[i]);
-        fprintf(lf, "\n");
-        fclose(lf);
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        LOG_ERROR("loop: cannot fork: %s", strerror(errno));
-        return 127;
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a killed loop takes its children along */
-        int fd = open(logp, O_WRONLY | O_APPEND | O_CREAT, 0644);
-        int od = out_path ? open(out_path, O_WRONLY | O_TRUNC | O_CREAT, 0644) : fd;
-        if (fd >= 0) dup2(fd, 2);
-        if (od >= 0) dup2(od, 1);
-        execv(L->self, argv);
-        _exit(127);
-    }
-    g_child = pid;
-    double t0 = dsm_now(), last = 0;
-    int status = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) break;
-        if (w < 0 && errno != EINTR) break;
-        double now = dsm_now();
-        if (L->tty && !L->quiet && now - last >= 0.5) {
-            fprintf(stderr, "\r  %-44s %6.1f s ", label, now - t0);
-            last = now;
-        }
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    g_child = 0;
-    if (L->tty && !L->quiet) fprintf(stderr, "\r%-60s\r", "");
-    int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
-    if (code && !g_stop) {
-        LOG_ERROR("loop: `%s` failed (exit %d); its log is %s:", argv[1], code, logp);
-        char *txt = NULL;
-        size_t n = 0;
-        struct dsm_err e = {0};
-        if (!dsm_file_read(logp, &txt, &n, &e)) {
-            size_t from = n > 1500 ? n - 1500 : 0;
-            fprintf(stderr, "%s\n", txt + from);
-            free(txt);
-        }
-    }
-    return code;
+    struct cli_child c = {L->self, logp, out_path, label, L->tty && !L->quiet, &g_stop};
+    return cli_child_run(&c, argv);
 }
 
 /* ---- stage bookkeeping --------------------------------------------------------------------------- */

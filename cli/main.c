@@ -33,6 +33,7 @@ static const struct command commands[] = {
     {"vote", cmd_vote, "label a proof from its analyses and meta-verifications (the V2 vote)"},
     {"role", cmd_role, "a model role without the store: role prompt|sample (check a backend)"},
     {"serve", cmd_serve, "run a model role as a queue worker: serve generator|verifier|metaverifier|submissions"},
+    {"prove", cmd_prove, "prove one problem: one-shot, sequential refinement or search (V2 test-time compute)"},
     {"submit", cmd_submit, "hand a proof in for scoring by n verifier analyses and the V2 vote"},
     {"label", cmd_label, "auto-label proofs from their analyses and meta-verifications (writes labels)"},
     {"report", cmd_report, "write a run's metrics, curves, stage timings and models as one HTML file"},

@@ -3,8 +3,9 @@
 #   generator     writes "ATTEMPT-a" proofs: a = 1 + the highest ATTEMPT-x among the candidates
 #                 of a refinement prompt (0 for a first prompt). The proof is right when a >= the
 #                 problem's TARGET-t. Its self-evaluation is honest (1 right, 0 wrong).
-#   verifier      a proof marked WRONG or an ATTEMPT proof below target: score 0, or 0.5 when the
-#                 seed is odd, with a confirmed issue (RATE-1); a proof marked FALSE-ISSUES: score 0
+#   verifier      an ATTEMPT proof below target: 0 for a first attempt, 0.5 for a refined one; a
+#                 proof marked WRONG: 0, or 0.5 when the seed is odd; both with a confirmed issue
+#                 (RATE-1); a proof marked FALSE-ISSUES: score 0
 #                 with an issue the meta-verifier rejects (RATE-0) when the seed is even, else 1;
 #                 anything else: 1.
 #   metaverifier  answers the RATE-r the evaluation carries.
@@ -34,11 +35,11 @@ def generator(prompt):
 
 
 def verifier(prompt, seed):
-    wrong = "WRONG" in prompt
     m = re.search(r"Proof ATTEMPT-(\d+)", prompt)
-    if m and int(m.group(1)) < target(prompt):
-        wrong = True
-    if wrong:
+    if m and int(m.group(1)) < target(prompt):  # a refined wrong proof is closer: 0.5, a first one 0
+        sc = "0.5" if int(m.group(1)) > 0 else "0"
+        return f"{VB}\nA case is missing (RATE-1).\n\n{VS} \\boxed{{{sc}}}"
+    if "WRONG" in prompt:
         sc = "0.5" if seed % 2 else "0"
         return f"{VB}\nA case is missing (RATE-1).\n\n{VS} \\boxed{{{sc}}}"
     if "FALSE-ISSUES" in prompt and seed % 2 == 0:
@@ -49,6 +50,14 @@ def verifier(prompt, seed):
 class H(BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
+
+    def do_GET(self):  # /v1/models: the model name a client asks for
+        data = json.dumps({"object": "list", "data": [{"id": "scripted", "object": "model"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
