@@ -52,7 +52,7 @@ struct loop_cfg {
     int max_tokens[R_N];
     int concurrency, threads;
     char problem_source[128]; /* "synth" or a problems.source in the store */
-    char template_[64];       /* "synth" or "builtin" */
+    char template_[1024];     /* "synth", "builtin" or a template file (absolute path) */
     char models[R_N][1024];   /* configured models: DIR or native:DIR, or http:URL ("" = bootstrap one) */
     /* bootstrap */
     char preset[32];
@@ -77,6 +77,11 @@ struct loop {
     json_t *summary;     /* stages and their seconds, for --summary */
     double t0;
 };
+
+/* The DeepSeekMath V1 path: the generator trained on rule rewards, no verifier trained. Then the
+ * rounds skip self-evaluation, verification, meta-verification and labels, and no verifier or
+ * meta-verifier is bootstrapped. */
+static int answers_only(const struct loop *L) { return !strcmp(L->c.gen_reward, "rule") && !L->c.train[R_VER]; }
 
 static volatile sig_atomic_t g_stop;
 
@@ -183,8 +188,8 @@ static int cfg_load(const char *path, struct loop_cfg *c, json_t **raw, struct d
         else if (!strcmp(k, "problem_source")) rc = cfg_str(v, k, c->problem_source, sizeof c->problem_source, err);
         else if (!strcmp(k, "template")) {
             if (!(rc = cfg_str(v, k, c->template_, sizeof c->template_, err)) && strcmp(c->template_, "synth") &&
-                strcmp(c->template_, "builtin"))
-                rc = dsm_errf(err, DSM_EINVAL, "\"template\" must be \"synth\" or \"builtin\"");
+                strcmp(c->template_, "builtin") && (c->template_[0] != '/' || access(c->template_, R_OK)))
+                rc = dsm_errf(err, DSM_EINVAL, "\"template\" must be \"synth\", \"builtin\" or the absolute path of a readable template file");
         } else if (!strcmp(k, "models")) {
             if (!json_is_object(v)) rc = dsm_errf(err, DSM_EINVAL, "\"models\" must be an object keyed by role");
             const char *rk;
@@ -626,7 +631,7 @@ static int stage_metrics(struct loop *L, int round, json_t *out, struct dsm_err 
     const char *v[3] = {L->run_s, rs, origin};
     PGresult *r = NULL;
     int rc;
-    for (int role = R_GEN; role <= R_VER; role++)
+    for (int role = R_GEN; role <= (answers_only(L) ? R_GEN : R_VER); role++)
         if ((rc = round_reward(L, round, role, out, err))) return rc;
     if (strcmp(L->c.problem_source, "synth")) return DSM_OK; /* no ground truth */
     struct msum g_format = {0}, g_valid = {0}, g_correct = {0}, g_honest = {0};
@@ -790,6 +795,7 @@ static int run_round(struct loop *L, int round, int train, struct dsm_err *err) 
     json_object_set_new(rj, "training", json_boolean(train));
     for (int s = 0; s < S_COUNT && !rc; s++) {
         int grpo_role = s == S_GRPO_VER ? R_VER : s == S_GRPO_GEN ? R_GEN : -1;
+        if (answers_only(L) && s >= S_SELFEVAL && s <= S_LABEL) continue; /* no verifier in the V1 path */
         if (grpo_role >= 0 && (!train || !L->c.train[grpo_role] || L->remote[grpo_role])) continue;
         json_t *det = NULL;
         int done = stage_get(L, round, stage_names[s], &det, err);
@@ -1044,7 +1050,7 @@ int cmd_loop(int argc, char **argv) {
             snprintf(L->cur[r], sizeof L->cur[r], "%s", mspec);
         } else if (mspec[0]) {
             snprintf(L->cur[r], sizeof L->cur[r], "%s", !strncmp(mspec, "native:", 7) ? mspec + 7 : mspec);
-        } else {
+        } else if (r == R_GEN || !answers_only(L)) {
             rc = bootstrap(L, r, &err);
         }
     }

@@ -129,6 +129,27 @@ q "UPDATE problems SET gold_answer = NULL WHERE id IN (SELECT problem_id FROM pr
 expect_fail "rule rewards need gold answers" 2 'no gold answer' -- "$DSM" train grpo --role generator --reward rule --model "$gen0" \
   --out "$T/rule2" --run-id "$NR" --round 1 --template synth
 
+# the V1 path as a loop: answer problems, rule rewards, no verifier (no verify/meta/label stages,
+# no verifier bootstrap), a template file
+for i in 1 2 3; do
+  q "INSERT INTO problems (source, source_key, statement, gold_answer) VALUES ('arith-t', '$i', 'What is $i + $i?', '$((2 * i))')" >/dev/null
+done
+printf 'Question: {{problem}}\nAnswer:\n' >"$T/v1.md"
+cat > "$T/v1.json" <<EOF
+{"rounds": 1, "problems": 1, "proofs": 3, "problem_source": "arith-t", "template": "$T/v1.md",
+ "generator_reward": "rule", "train": {"verifier": 0}, "models": {"generator": "$gen0"},
+ "max_tokens": {"generator": 8}, "grpo_max_len": 128}
+EOF
+if "$DSM" loop --config "$T/v1.json" --run v1 --dir "$T/v1" --summary "$T/v1sum.json" >"$T/v1.out" 2>"$T/v1.err"; then ok "V1 loop run"; else bad "V1 loop: $(tail -8 "$T/v1.err")"; fi
+VR=$(q "SELECT id FROM runs WHERE name = 'v1'")
+v1_stages=$(q "SELECT string_agg(DISTINCT stage, ',' ORDER BY stage) FROM loop_stages WHERE run_id = $VR")
+[ "$v1_stages" = "generate,grpo_generator,metrics,problems" ] && ok "V1 loop: only problems, generate, metrics, GRPO of the generator" || bad "V1 loop stages: $v1_stages"
+[ "$(q "SELECT count(*) FROM verifications WHERE run_id = $VR") $(q "SELECT count(*) FROM proofs WHERE run_id = $VR")" = "0 6" ] && ok "V1 loop: 6 answers, no verification" || bad "V1 loop rows: $(q "SELECT count(*) FROM proofs WHERE run_id = $VR")"
+[ "$(q "SELECT count(*) FROM proofs WHERE run_id = $VR AND sampling->>'prompt' ~ '^file:v1.md@'")" = 6 ] && ok "V1 loop: the template file recorded" || bad "V1 loop: template id"
+[ "$(q "SELECT count(*) FROM metrics WHERE run_id = $VR AND name = 'generator.mean_reward'")" = 2 ] && ok "V1 loop: rule reward measured each round" || bad "V1 loop: metrics"
+echo '{"template": "relative.md"}' > "$T/bad_t.json"
+expect_fail "template must be an absolute path" 2 'absolute path' -- "$DSM" loop --config "$T/bad_t.json"
+
 # ---- D. bad input -------------------------------------------------------------------------------
 echo '{"rounds": 1, "problemz": 3}' > "$T/bad1.json"
 expect_fail "unknown configuration key" 2 'unknown key "problemz"' -- "$DSM" loop --config "$T/bad1.json"
