@@ -526,25 +526,10 @@ static int serve_model_row(struct dsm_db *db, struct serve_cfg *c, const char *b
     if (!strncmp(spec, "native:", 7)) spec += 7;
     else if (!strncmp(spec, "http:", 5) && strncmp(spec, "http://", 7)) spec += 5;
     const char *role = c->role == S_GEN ? "generator" : c->role == S_VER ? "verifier" : "metaverifier";
-    const char *v[4] = {name, http ? "remote" : "checkpoint", spec, role};
-    PGresult *r = NULL;
-    /* Two services registering the same model at once: the loser's INSERT waits for the winner and
-     * then returns nothing, and its statement's snapshot cannot see the winner's row either; the
-     * next statement can. */
-    for (int attempt = 0; attempt < 3; attempt++) {
-        int rc = db_exec(db,
-                         "WITH ins AS (INSERT INTO models (name, kind, path, endpoint, metadata) VALUES ($1, $2, "
-                         "CASE WHEN $2 = 'checkpoint' THEN $3 END, CASE WHEN $2 = 'remote' THEN $3 END, "
-                         "jsonb_build_object('first_role', $4::text)) ON CONFLICT (name) DO NOTHING RETURNING id) "
-                         "SELECT id FROM ins UNION ALL SELECT id FROM models WHERE name = $1",
-                         4, v, &r, err);
-        if (rc) return rc;
-        int found = PQntuples(r) > 0;
-        if (found) snprintf(c->model_id, sizeof c->model_id, "%s", db_get(r, 0, "id"));
-        PQclear(r);
-        if (found) return DSM_OK;
-    }
-    return dsm_errf(err, DSM_EDB, "could not register model '%s' in the store", name);
+    int64_t id = 0;
+    int rc = db_model_register(db, name, http ? "remote" : "checkpoint", spec, role, &id, err);
+    if (!rc) snprintf(c->model_id, sizeof c->model_id, "%lld", (long long)id);
+    return rc;
 }
 
 int cmd_serve(int argc, char **argv) {

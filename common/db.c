@@ -431,3 +431,26 @@ int db_wait(struct dsm_db *db, double timeout_s, int *notified, struct dsm_err *
         if (pr < 0 && errno != EINTR) return dsm_errf(err, DSM_EIO, "poll: %s", strerror(errno));
     }
 }
+
+int db_model_register(struct dsm_db *db, const char *name, const char *kind, const char *spec, const char *first_role,
+                      int64_t *id, struct dsm_err *err) {
+    const char *v[4] = {name, kind, spec, first_role};
+    /* Two processes registering the same model at once: the loser's INSERT waits for the winner
+     * and then returns nothing, and its statement's snapshot cannot see the winner's row either;
+     * the next statement can. */
+    for (int attempt = 0; attempt < 3; attempt++) {
+        PGresult *r = NULL;
+        int rc = db_exec(db,
+                         "WITH ins AS (INSERT INTO models (name, kind, path, endpoint, metadata) VALUES ($1, $2, "
+                         "CASE WHEN $2 = 'checkpoint' THEN $3 END, CASE WHEN $2 = 'remote' THEN $3 END, "
+                         "jsonb_build_object('first_role', $4::text)) ON CONFLICT (name) DO NOTHING RETURNING id) "
+                         "SELECT id FROM ins UNION ALL SELECT id FROM models WHERE name = $1",
+                         4, v, &r, err);
+        if (rc) return rc;
+        int found = PQntuples(r) > 0;
+        if (found) *id = db_get_i64(r, 0, "id", 0);
+        PQclear(r);
+        if (found) return DSM_OK;
+    }
+    return dsm_errf(err, DSM_EDB, "could not register model '%s' in the store", name);
+}

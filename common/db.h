@@ -144,6 +144,12 @@ int db_cluster_destroy(const char *home, struct dsm_err *err);
  * /usr/lib/postgresql/<N>/bin. Errors: DSM_ENOTFOUND saying how to install PostgreSQL. */
 int db_pg_bindir(char *out, size_t cap, struct dsm_err *err);
 
+/* The models row named name (kind "remote" with spec as endpoint, or "checkpoint" with spec as
+ * path; first_role in metadata), created when missing; *id gets its id. Safe when several
+ * processes register the same name at once. Errors: DSM_EDB. */
+int db_model_register(struct dsm_db *db, const char *name, const char *kind, const char *spec, const char *first_role,
+                      int64_t *id, struct dsm_err *err);
+
 /* ---- the job queue -------------------------------------------------------------------------- */
 
 struct db_enqueue_opts {
