@@ -664,19 +664,7 @@ int cmd_serve(int argc, char **argv) {
         }
         if (claimed) continue;
         if (once) break;
-        /* wait for a notification in short slices so that SIGTERM is noticed at once (a signal
-         * does not cut db_wait short) */
-        int notified = 0;
-        double until = dsm_now() + idle;
-        while (!g_stop && !notified && !rc) {
-            double left = until - dsm_now();
-            if (left <= 0) break;
-            rc = db_wait(db, left < 0.25 ? left : 0.25, &notified, &err);
-        }
-        if (rc) {
-            if (g_stop) break;
-            if ((rc = db_reconnect(db, 60, &err))) goto done;
-        }
+        if ((rc = db_wait_idle(db, idle, &g_stop, &err))) goto done;
     }
     rc = DSM_OK;
 done:

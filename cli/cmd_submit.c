@@ -17,7 +17,7 @@
 #include "labeler/submit.h"
 #include "labeler/vote.h"
 
-static volatile sig_atomic_t g_stop;
+static volatile int g_stop; /* set by SIGTERM/SIGINT */
 
 static void on_signal(int sig) {
     (void)sig;
@@ -229,17 +229,7 @@ int cmd_serve_submissions(int argc, char **argv) {
             continue;
         }
         if (once) break;
-        int notified = 0;
-        double until = dsm_now() + (idle < poll ? idle : poll);
-        while (!g_stop && !notified && !rc) {
-            double left = until - dsm_now();
-            if (left <= 0) break;
-            rc = db_wait(db, left < 0.25 ? left : 0.25, &notified, &err);
-        }
-        if (rc) {
-            if (g_stop) break;
-            if ((rc = db_reconnect(db, 60, &err))) goto done;
-        }
+        if ((rc = db_wait_idle(db, idle < poll ? idle : poll, &g_stop, &err))) goto done;
     }
     rc = DSM_OK;
 done:

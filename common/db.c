@@ -454,3 +454,15 @@ int db_model_register(struct dsm_db *db, const char *name, const char *kind, con
     }
     return dsm_errf(err, DSM_EDB, "could not register model '%s' in the store", name);
 }
+
+int db_wait_idle(struct dsm_db *db, double timeout_s, const volatile int *stop, struct dsm_err *err) {
+    int notified = 0, rc = DSM_OK;
+    double until = dsm_now() + timeout_s;
+    while (!*stop && !notified && !rc) {
+        double left = until - dsm_now();
+        if (left <= 0) break;
+        rc = db_wait(db, left < 0.25 ? left : 0.25, &notified, err);
+    }
+    if (rc && !*stop) rc = db_reconnect(db, 60, err);
+    return *stop ? DSM_OK : rc;
+}

@@ -224,4 +224,10 @@ int db_listen(struct dsm_db *db, const char *channel, struct dsm_err *err);
  * connection broke (see db_reconnect). */
 int db_wait(struct dsm_db *db, double timeout_s, int *notified, struct dsm_err *err);
 
+/* An idle worker's wait: up to timeout_s for a notification, in slices of at most 0.25 s so that a
+ * stop flag a signal handler sets (a signal does not cut the wait short) is noticed at once.
+ * Returns when notified, when *stop is non-zero, or at the timeout. A broken connection is
+ * re-established (up to 60 s) unless *stop is set. Errors: DSM_EDB when it cannot be. */
+int db_wait_idle(struct dsm_db *db, double timeout_s, const volatile int *stop, struct dsm_err *err);
+
 #endif

@@ -33,3 +33,16 @@ pg_setup() {
   pg_homes+=("$DSM_HOME")
   trap pg_cleanup EXIT
 }
+
+# srv_start SCRIPT: run a scripted OpenAI-compatible server (python3 SCRIPT PORTFILE LOGFILE) in the
+# current directory: port in ./port, one line per request in ./reqs.log. Sets URL and srv_pid
+# (kill it in the test's cleanup); exits the test with FAIL when it does not start.
+srv_start() {
+  command -v python3 >/dev/null || { echo "FAIL python3 is needed (scripts/setup.sh installs it)"; exit 1; }
+  python3 "$1" port reqs.log 2>srv.err &
+  srv_pid=$!
+  for _ in $(seq 100); do [ -s port ] && break; sleep 0.1; done
+  [ -s port ] || { echo "FAIL scripted server did not start: $(cat srv.err)"; exit 1; }
+  URL="http://127.0.0.1:$(cat port)"
+  : >reqs.log
+}

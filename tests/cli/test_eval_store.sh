@@ -9,11 +9,10 @@ set -u
 T=$(mktemp -d /tmp/dsm-test-evalstore.XXXXXX)
 . "$DSM_SOURCE_DIR/tests/cli/lib_check.sh"
 . "$DSM_SOURCE_DIR/tests/cli/lib_pg.sh"
-command -v python3 >/dev/null || { echo "FAIL python3 is needed (scripts/setup.sh installs it)"; exit 1; }
 pg_setup
-srv=
+srv_pid=
 cleanup() {
-  [ -n "$srv" ] && kill "$srv" 2>/dev/null
+  [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null
   pg_cleanup
   rm -rf "$T"
 }
@@ -22,11 +21,7 @@ cd "$T"
 export DSM_LOG=warn
 q() { "$DSM" db psql -tA -F ' ' -c "$1"; }
 same() { [ "$2" = "$3" ] && ok "$1" || bad "$1: got '$2', want '$3'"; }
-python3 "$DSM_SOURCE_DIR/tests/cli/eval_server.py" port reqs.log 2>srv.err &
-srv=$!
-for _ in $(seq 100); do [ -s port ] && break; sleep 0.1; done
-[ -s port ] || { echo "FAIL scripted server did not start: $(cat srv.err)"; exit 1; }
-URL="http://127.0.0.1:$(cat port)"
+srv_start "$DSM_SOURCE_DIR/tests/cli/eval_server.py"
 : >reqs.log
 
 cat >set.jsonl <<'J'

@@ -10,11 +10,10 @@ set -u
 T=$(mktemp -d /tmp/dsm-test-prove.XXXXXX)
 . "$DSM_SOURCE_DIR/tests/cli/lib_check.sh"
 . "$DSM_SOURCE_DIR/tests/cli/lib_pg.sh"
-command -v python3 >/dev/null || { echo "FAIL python3 is needed (scripts/setup.sh installs it)"; exit 1; }
 pg_setup
-srv=
+srv_pid=
 cleanup() {
-  [ -n "$srv" ] && kill "$srv" 2>/dev/null
+  [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null
   pg_cleanup
   rm -rf "$T"
 }
@@ -25,11 +24,7 @@ q() { "$DSM" db psql -tA -F ' ' -c "$1"; }
 same() { [ "$2" = "$3" ] && ok "$1" || bad "$1: got '$2', want '$3'"; }
 jget() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 reqs() { grep -c "^$1 " reqs.log; }
-python3 "$DSM_SOURCE_DIR/tests/cli/prove_server.py" port reqs.log 2>srv.err &
-srv=$!
-for _ in $(seq 100); do [ -s port ] && break; sleep 0.1; done
-[ -s port ] || { echo "FAIL scripted server did not start: $(cat srv.err)"; exit 1; }
-URL="http://127.0.0.1:$(cat port)"
+srv_start "$DSM_SOURCE_DIR/tests/cli/prove_server.py"
 "$DSM" db start >/dev/null 2>&1 || { echo "FAIL db start"; exit 1; }
 S=(--generator "$URL" --quiet --json)
 : >reqs.log
