@@ -66,6 +66,7 @@ int cmd_model(int argc, char **argv);   /* model init | model info */
 int cmd_logits(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_eval_verifier(int argc, char **argv); /* eval verifier */
 int cmd_backend(int argc, char **argv); /* backend info */
 int cmd_db(int argc, char **argv);      /* db start|stop|status|migrate|psql */
 int cmd_import(int argc, char **argv);

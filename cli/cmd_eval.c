@@ -321,6 +321,7 @@ static void set_source(const char *path, char *out, size_t cap) {
 }
 
 int cmd_eval(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "verifier")) return cmd_eval_verifier(argc - 1, argv + 1);
     const char *set = NULL, *dir = NULL, *json_out = NULL, *run = NULL, *source_name = NULL;
     int k = 8, max_tokens = 512, limit = 0, no_greedy = 0, last_number = 0, chunk = 32;
     long seed = 0;

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "cli/child.h"
+#include "cli/stage.h"
 #include "cli/cli.h"
 #include "common/db.h"
 #include "common/log.h"
@@ -39,17 +40,11 @@ enum prove_mode { M_ONESHOT, M_REFINE, M_SEARCH };
 static const char *const mode_names[] = {"one-shot", "refine", "search"};
 
 struct prove {
-    struct dsm_db *db;
+    struct cli_stage st; /* store, run, backends, sampling, seed, logs */
     enum prove_mode mode;
     int proofs, analyses, threads, attempts, pool, top, shown, rounds;
-    double temperature, top_p;
-    int max_tokens, concurrency, cpu_threads;
-    long seed;
-    const char *backend[2]; /* generator, verifier */
-    const char *template_;
-    int external, tty, quiet;
-    char self[PATH_MAX], dir[2048], run_s[24], problem_s[24];
-    int64_t run_id;
+    int tty, quiet;
+    char problem_s[24];
 };
 
 static volatile sig_atomic_t g_stop;
@@ -59,96 +54,17 @@ static void on_signal(int sig) {
     if (cli_child_pid > 0) kill(cli_child_pid, SIGTERM);
 }
 
-/* A stable 53-bit seed from the configuration's seed and a job key (never from row ids). */
-static int64_t key_seed(long seed, const char *key) {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)seed;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) h = (h ^ *p) * 1099511628211ULL;
-    h ^= h >> 31, h *= 0x9E3779B97F4A7C15ULL, h ^= h >> 29;
-    return (int64_t)(h & 9007199254740991ULL);
-}
-
-/* ---- jobs --------------------------------------------------------------------------------------- */
-
-/* Add one job payload to arr: the problem or proof id field, the run, the round, key and seed. */
 static void payload_add(struct prove *P, json_t *arr, const char *field, int64_t id, int round, const char *key,
                         json_t *refine) {
-    char full[160];
-    snprintf(full, sizeof full, "prove:%s:%s", P->run_s, key);
-    json_t *o = json_pack("{s:I,s:I,s:i,s:s,s:I}", field, (json_int_t)id, "run_id", (json_int_t)P->run_id, "round", round,
-                          "key", full, "seed", (json_int_t)key_seed(P->seed, full));
-    if (o && refine) json_object_set_new(o, "refine", refine);
-    else json_decref(refine);
-    if (o) json_array_append_new(arr, o);
+    cli_stage_payload(&P->st, arr, field, id, round, key, refine);
 }
 
 static int enqueue(struct prove *P, const char *kind, json_t *arr, struct dsm_err *err) {
-    if (!json_array_size(arr)) {
-        json_decref(arr);
-        return DSM_OK;
-    }
-    char *text = json_dumps(arr, JSON_COMPACT);
-    json_decref(arr);
-    if (!text) return dsm_errf(err, DSM_ENOMEM, "out of memory");
-    struct db_enqueue_opts eo = {.run_id = P->run_id, .dedup_field = "key"};
-    int rc = db_job_enqueue(P->db, kind, text, &eo, NULL, err);
-    free(text);
-    return rc;
+    return cli_stage_enqueue(&P->st, kind, arr, err);
 }
 
-/* Run the role's service until no job of kind of this run is pending. A dead job is an error
- * (its last error is reported; a later run queues it again). */
 static int drain(struct prove *P, const char *kind, const char *what, struct dsm_err *err) {
-    int gen = !strcmp(kind, "generate");
-    const char *role = gen ? "generator" : "verifier";
-    char mt[16], conc[16], temp[32], topp[32], thr[16], ctx[16], worker[64], logp[2300], label[120];
-    snprintf(mt, sizeof mt, "%d", P->max_tokens);
-    snprintf(ctx, sizeof ctx, "%d", P->max_tokens + 4096);
-    snprintf(conc, sizeof conc, "%d", P->concurrency);
-    snprintf(temp, sizeof temp, "%g", P->temperature);
-    snprintf(topp, sizeof topp, "%g", P->top_p);
-    snprintf(thr, sizeof thr, "%d", P->cpu_threads);
-    snprintf(worker, sizeof worker, "prove-%s-%ld", role, (long)getpid());
-    snprintf(logp, sizeof logp, "%s/%s.log", P->dir, role);
-    char *av[40] = {"dsm", "serve", (char *)role, "--backend", (char *)P->backend[!gen], "--once", "--concurrency", conc,
-                    "--temperature", temp, "--top-p", topp, "--max-tokens", mt, "--lease", "10", "--idle-wait", "1",
-                    "--worker", worker};
-    int ac = 20;
-    if (!strncmp(P->backend[!gen], "native:", 7)) {
-        av[ac++] = "--max-context", av[ac++] = ctx;
-        if (P->cpu_threads > 0) av[ac++] = "--threads", av[ac++] = thr;
-    }
-    if (P->template_) av[ac++] = "--template", av[ac++] = (char *)P->template_;
-    av[ac] = NULL;
-    const char *v[2] = {P->run_s, kind};
-    double waited = 0;
-    for (int attempt = 0;; attempt++) {
-        if (g_stop) return dsm_errf(err, DSM_EIO, "interrupted");
-        PGresult *r = NULL;
-        int rc = db_exec(P->db,
-                         "SELECT count(*) FILTER (WHERE state IN ('queued', 'running')) AS n, count(*) FILTER "
-                         "(WHERE state = 'dead') AS dead, max(last_error) FILTER (WHERE state = 'dead') AS error "
-                         "FROM jobs WHERE run_id = $1::bigint AND kind = $2",
-                         2, v, &r, err);
-        if (rc) return rc;
-        int64_t pending = db_get_i64(r, 0, "n", 0), dead = db_get_i64(r, 0, "dead", 0);
-        char msg[400];
-        snprintf(msg, sizeof msg, "%s", db_get(r, 0, "error") ? db_get(r, 0, "error") : "");
-        PQclear(r);
-        if (dead) return dsm_errf(err, DSM_EIO, "%lld %s job(s) failed; the last error: %s (run again to retry them)", (long long)dead, kind, msg);
-        if (!pending) return DSM_OK;
-        if (P->external || attempt > 0) { /* services elsewhere, or jobs under an old lease */
-            if (!P->external && waited > 120)
-                return dsm_errf(err, DSM_EIO, "%lld %s job(s) still pending after 120 s", (long long)pending, kind);
-            struct timespec ts = {0, 250 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-            waited += 0.25;
-            if (P->external) continue;
-        }
-        snprintf(label, sizeof label, "%s (%lld jobs)", what, (long long)pending);
-        struct cli_child c = {P->self, logp, NULL, label, P->tty && !P->quiet, &g_stop};
-        int code = cli_child_run(&c, av);
-        if (code) return g_stop ? dsm_errf(err, DSM_EIO, "interrupted") : dsm_errf(err, DSM_EIO, "dsm serve %s failed (exit %d)", role, code);
-    }
+    return cli_stage_drain(&P->st, kind, what, err);
 }
 
 /* ---- what the store holds ------------------------------------------------------------------------- */
@@ -166,11 +82,11 @@ struct cand {
  * with their analyses' statistics. *out new (caller frees). */
 static int cands_get(struct prove *P, const char *pattern, struct cand **out, int *n, struct dsm_err *err) {
     char pat[160];
-    snprintf(pat, sizeof pat, "prove:%s:%s", P->run_s, pattern);
-    const char *v[2] = {P->run_s, pat};
+    snprintf(pat, sizeof pat, "prove:%s:%s", P->st.run_s, pattern);
+    const char *v[2] = {P->st.run_s, pat};
     PGresult *r = NULL;
     *out = NULL, *n = 0;
-    int rc = db_exec(P->db,
+    int rc = db_exec(P->st.db,
                      "SELECT p.id, j.payload->>'key' AS key, p.self_score, p.proof <> '' AS has_proof, "
                      "count(v.score) AS n, count(*) FILTER (WHERE v.score = 0) AS h0, count(*) FILTER (WHERE v.score = 0.5) "
                      "AS h05, count(*) FILTER (WHERE v.score = 1) AS h1, avg(v.score)::float8 AS mean FROM proofs p "
@@ -333,9 +249,9 @@ static int issues_of(struct prove *P, int64_t proof, json_t **ids, struct dsm_er
     char ps[24], lim[16];
     snprintf(ps, sizeof ps, "%lld", (long long)proof);
     snprintf(lim, sizeof lim, "%d", P->shown);
-    const char *v[3] = {ps, P->run_s, lim};
+    const char *v[3] = {ps, P->st.run_s, lim};
     PGresult *r = NULL;
-    int rc = db_exec(P->db,
+    int rc = db_exec(P->st.db,
                      "SELECT id FROM verifications WHERE proof_id = $1::bigint AND run_id = $2::bigint AND kind = 'analysis' "
                      "AND score < 1 ORDER BY score, id LIMIT $3::int",
                      3, v, &r, err);
@@ -418,7 +334,7 @@ static int run_open(struct prove *P, const char *name, const char *problem_text,
     int rc;
     if (problem_text) {
         const char *v[1] = {problem_text};
-        if ((rc = db_exec(P->db,
+        if ((rc = db_exec(P->st.db,
                           "INSERT INTO problems (source, source_key, statement) VALUES ('prove', md5($1), $1) "
                           "ON CONFLICT (source, source_key) DO UPDATE SET source = EXCLUDED.source RETURNING id",
                           1, v, &r, err)))
@@ -427,7 +343,7 @@ static int run_open(struct prove *P, const char *name, const char *problem_text,
         char ids[24];
         snprintf(ids, sizeof ids, "%ld", problem_id);
         const char *v[1] = {ids};
-        if ((rc = db_exec(P->db, "SELECT id FROM problems WHERE id = $1::bigint", 1, v, &r, err))) return rc;
+        if ((rc = db_exec(P->st.db, "SELECT id FROM problems WHERE id = $1::bigint", 1, v, &r, err))) return rc;
         if (PQntuples(r) != 1) {
             PQclear(r);
             return dsm_errf(err, DSM_ENOTFOUND, "problem %ld does not exist", problem_id);
@@ -438,9 +354,9 @@ static int run_open(struct prove *P, const char *name, const char *problem_text,
     json_t *cfg = json_pack("{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:f,s:i,s:I,s:s,s:s,s:s?}", "mode",
                             mode_names[P->mode], "problem_id", P->problem_s, "proofs", P->proofs, "analyses", P->analyses,
                             "threads", P->threads, "attempts", P->attempts, "pool", P->pool, "top", P->top, "shown",
-                            P->shown, "rounds", P->rounds, "temperature", P->temperature, "top_p", P->top_p, "max_tokens",
-                            P->max_tokens, "seed", (json_int_t)P->seed, "generator", P->backend[0], "verifier",
-                            P->backend[1], "template", P->template_);
+                            P->shown, "rounds", P->rounds, "temperature", P->st.temperature, "top_p", P->st.top_p, "max_tokens",
+                            P->st.max_tokens, "seed", (json_int_t)P->st.seed, "generator", P->st.backend[0], "verifier",
+                            P->st.backend[1], "template", P->st.template_);
     char *cfg_text = cfg ? json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(cfg);
     if (!cfg_text) return dsm_errf(err, DSM_ENOMEM, "out of memory");
@@ -448,9 +364,9 @@ static int run_open(struct prove *P, const char *name, const char *problem_text,
     if (name)
         snprintf(rname, sizeof rname, "%s", name);
     else
-        snprintf(rname, sizeof rname, "prove-%s-%016llx", P->problem_s, (unsigned long long)key_seed(0, cfg_text));
+        snprintf(rname, sizeof rname, "prove-%s-%016llx", P->problem_s, (unsigned long long)cli_stage_seed(0, cfg_text));
     const char *v2[2] = {rname, cfg_text};
-    rc = db_exec(P->db,
+    rc = db_exec(P->st.db,
                  "WITH old AS (SELECT id, config FROM runs WHERE name = $1 AND kind = 'prove' ORDER BY id LIMIT 1), "
                  "ins AS (INSERT INTO runs (name, kind, config) SELECT $1, 'prove', $2::jsonb WHERE NOT EXISTS "
                  "(SELECT 1 FROM old) RETURNING id, config) SELECT id, config::text AS config, config = $2::jsonb AS same "
@@ -464,16 +380,12 @@ static int run_open(struct prove *P, const char *name, const char *problem_text,
         PQclear(r);
         return rc;
     }
-    P->run_id = db_get_i64(r, 0, "id", 0);
-    snprintf(P->run_s, sizeof P->run_s, "%lld", (long long)P->run_id);
+    P->st.run_id = db_get_i64(r, 0, "id", 0);
+    snprintf(P->st.run_s, sizeof P->st.run_s, "%lld", (long long)P->st.run_id);
     PQclear(r);
-    LOG_INFO("prove: run %s (%s), problem %s", P->run_s, rname, P->problem_s);
+    LOG_INFO("prove: run %s (%s), problem %s", P->st.run_s, rname, P->problem_s);
     /* jobs that died in an earlier attempt get another chance */
-    const char *v3[1] = {P->run_s};
-    return db_exec(P->db,
-                   "UPDATE jobs SET state = 'queued', attempts = 0, run_after = now(), updated_at = now() "
-                   "WHERE run_id = $1::bigint AND state = 'dead'",
-                   1, v3, NULL, err);
+    return cli_stage_requeue_dead(&P->st, err);
 }
 
 static int print_result(struct prove *P, const struct cand *c, int n, int rounds, int as_json, struct dsm_err *err) {
@@ -485,19 +397,19 @@ static int print_result(struct prove *P, const struct cand *c, int n, int rounds
         passed += passes(P, &c[i]);
     }
     PGresult *r = NULL;
-    const char *v[1] = {P->run_s};
-    int rc = db_exec(P->db, "SELECT count(*) AS n FROM proofs WHERE run_id = $1::bigint", 1, v, &r, err);
+    const char *v[1] = {P->st.run_s};
+    int rc = db_exec(P->st.db, "SELECT count(*) AS n FROM proofs WHERE run_id = $1::bigint", 1, v, &r, err);
     if (rc) return rc;
     total = (int)db_get_i64(r, 0, "n", 0);
     PQclear(r);
-    if (!best) return dsm_errf(err, DSM_EIO, "no well-formed proof among %d generated (see %s/generator.log)", total, P->dir);
+    if (!best) return dsm_errf(err, DSM_EIO, "no well-formed proof among %d generated (see %s/generator.log)", total, P->st.dir);
     char ids[24];
     snprintf(ids, sizeof ids, "%lld", (long long)best->id);
     const char *v2[1] = {ids};
-    if ((rc = db_exec(P->db, "SELECT proof FROM proofs WHERE id = $1::bigint", 1, v2, &r, err))) return rc;
+    if ((rc = db_exec(P->st.db, "SELECT proof FROM proofs WHERE id = $1::bigint", 1, v2, &r, err))) return rc;
     const char *proof = db_get(r, 0, "proof");
     json_t *o = json_pack("{s:I,s:s,s:I,s:i,s:i,s:i,s:{s:I,s:s,s:o,s:o,s:i,s:{s:i,s:i,s:i},s:b,s:o}}", "run_id",
-                          (json_int_t)P->run_id, "mode", mode_names[P->mode], "problem_id",
+                          (json_int_t)P->st.run_id, "mode", mode_names[P->mode], "problem_id",
                           (json_int_t)atoll(P->problem_s), "rounds", rounds, "proofs", total, "passing", passed, "best",
                           "proof_id", (json_int_t)best->id, "proof", proof ? proof : "", "mean_score",
                           best->mean < 0 ? json_null() : json_real(best->mean), "majority_score",
@@ -513,7 +425,7 @@ static int print_result(struct prove *P, const struct cand *c, int n, int rounds
     } else {
         json_t *b = json_object_get(o, "best");
         printf("best proof: proof %lld of %d (run %lld, %s, %d round(s))\n", (long long)best->id, total,
-               (long long)P->run_id, mode_names[P->mode], rounds);
+               (long long)P->st.run_id, mode_names[P->mode], rounds);
         printf("mean verification score %.3f over %d analyses; histogram 0: %d, 0.5: %d, 1: %d%s\n\n", best->mean, best->n,
                best->h[0], best->h[1], best->h[2], passes(P, best) ? "; passes all" : "");
         printf("%s\n", json_string_value(json_object_get(b, "proof")));
@@ -529,14 +441,14 @@ int cmd_prove(int argc, char **argv) {
     long problem_id = 0;
     int as_json = 0;
     P.proofs = 8, P.analyses = -1, P.threads = 32, P.attempts = 8, P.pool = 64, P.top = 8, P.shown = 8, P.rounds = 16;
-    P.temperature = 1.0, P.top_p = 0.95, P.max_tokens = 4096, P.concurrency = 8;
+    P.st.temperature = 1.0, P.st.top_p = 0.95, P.st.max_tokens = 4096, P.st.concurrency = 8;
     const struct cli_opt opts[] = {
         {"--problem", CLI_STR, &problem_path, "FILE", "the problem statement (a text file)"},
         {"--problem-id", CLI_LONG, &problem_id, "ID", "a problem already in the store"},
         {"--mode", CLI_STR, &mode, "MODE", "one-shot (default), refine or search"},
-        {"--generator", CLI_STR, &P.backend[0], "SPEC", "generator backend: native:DIR or http:URL"},
-        {"--verifier", CLI_STR, &P.backend[1], "SPEC", "verifier backend (default: the generator's)"},
-        {"--external", CLI_FLAG, &P.external, NULL, "services run elsewhere: only enqueue and wait"},
+        {"--generator", CLI_STR, &P.st.backend[0], "SPEC", "generator backend: native:DIR or http:URL"},
+        {"--verifier", CLI_STR, &P.st.backend[1], "SPEC", "verifier backend (default: the generator's)"},
+        {"--external", CLI_FLAG, &P.st.external, NULL, "services run elsewhere: only enqueue and wait"},
         {"--run", CLI_STR, &run, "NAME", "name of the run (default: from the problem and the settings); resumes"},
         {"--proofs", CLI_INT, &P.proofs, "K", "one-shot: proofs (default 8)"},
         {"--analyses", CLI_INT, &P.analyses, "N", "analyses per proof (default 8; search 64)"},
@@ -546,13 +458,13 @@ int cmd_prove(int argc, char **argv) {
         {"--top", CLI_INT, &P.top, "R", "search: proofs refined each round (default 8)"},
         {"--shown", CLI_INT, &P.shown, "C", "search: analyses shown with a refined proof at most (default 8)"},
         {"--rounds", CLI_INT, &P.rounds, "N", "search: refinement rounds at most (default 16)"},
-        {"--temperature", CLI_DOUBLE, &P.temperature, "T", "sampling temperature (default 1)"},
-        {"--top-p", CLI_DOUBLE, &P.top_p, "P", "nucleus sampling (default 0.95)"},
-        {"--max-tokens", CLI_INT, &P.max_tokens, "N", "new tokens per output (default 4096)"},
-        {"--seed", CLI_LONG, &P.seed, "N", "base of every sample's seed (default 0)"},
-        {"--concurrency", CLI_INT, &P.concurrency, "N", "jobs a service samples together (default 8)"},
-        {"--cpu-threads", CLI_INT, &P.cpu_threads, "N", "native: CPU threads of a service (default all)"},
-        {"--template", CLI_STR, &P.template_, "FILE", "the services' prompt template ('synth' for the synthetic domain)"},
+        {"--temperature", CLI_DOUBLE, &P.st.temperature, "T", "sampling temperature (default 1)"},
+        {"--top-p", CLI_DOUBLE, &P.st.top_p, "P", "nucleus sampling (default 0.95)"},
+        {"--max-tokens", CLI_INT, &P.st.max_tokens, "N", "new tokens per output (default 4096)"},
+        {"--seed", CLI_LONG, &P.st.seed, "N", "base of every sample's seed (default 0)"},
+        {"--concurrency", CLI_INT, &P.st.concurrency, "N", "jobs a service samples together (default 8)"},
+        {"--cpu-threads", CLI_INT, &P.st.cpu_threads, "N", "native: CPU threads of a service (default all)"},
+        {"--template", CLI_STR, &P.st.template_, "FILE", "the services' prompt template ('synth' for the synthetic domain)"},
         {"--dir", CLI_STR, &dir, "DIR", "the services' logs (default $DSM_HOME/prove/RUN-ID)"},
         {"--json", CLI_FLAG, &as_json, NULL, "print the result as JSON"},
         {"--quiet", CLI_FLAG, &P.quiet, NULL, "no progress lines"},
@@ -574,20 +486,20 @@ int cmd_prove(int argc, char **argv) {
     else return cli_usage_error(spec.name, "unknown --mode '%s' (one-shot, refine or search)", mode);
     if (!problem_path == !problem_id) return cli_usage_error(spec.name, "give one of --problem FILE and --problem-id ID");
     if (problem_id < 0) return cli_usage_error(spec.name, "--problem-id must be positive");
-    if (!P.backend[0] && !P.external) return cli_usage_error(spec.name, "--generator SPEC is required (or --external)");
-    if (!P.backend[1]) P.backend[1] = P.backend[0];
+    if (!P.st.backend[0] && !P.st.external) return cli_usage_error(spec.name, "--generator SPEC is required (or --external)");
+    if (!P.st.backend[1]) P.st.backend[1] = P.st.backend[0];
     if (P.analyses < 0) P.analyses = P.mode == M_SEARCH ? 64 : 8;
     if (P.proofs < 1 || P.proofs > 4096 || P.analyses < 1 || P.analyses > 1024 || P.threads < 1 || P.threads > 1024 ||
         P.attempts < 1 || P.attempts > 64 || P.pool < 1 || P.pool > 4096 || P.top < 1 || P.shown < 0 || P.shown > 64 ||
         P.rounds < 0 || P.rounds > 1000)
         return cli_usage_error(spec.name, "need --proofs 1..4096, --analyses 1..1024, --threads 1..1024, --attempts 1..64, "
                                           "--pool 1..4096, --top >= 1, --shown 0..64, --rounds 0..1000");
-    if (P.temperature < 0 || !(P.top_p > 0 && P.top_p <= 1) || P.max_tokens < 1 || P.concurrency < 1 || P.concurrency > 64 || P.seed < 0)
+    if (P.st.temperature < 0 || !(P.st.top_p > 0 && P.st.top_p <= 1) || P.st.max_tokens < 1 || P.st.concurrency < 1 || P.st.concurrency > 64 || P.st.seed < 0)
         return cli_usage_error(spec.name, "need --temperature >= 0, --top-p in (0, 1], --max-tokens >= 1, --concurrency 1..64, --seed >= 0");
-    for (int i = 0; i < 2 && !P.external; i++)
-        if (strncmp(P.backend[i], "native:", 7) && strncmp(P.backend[i], "http:", 5) && strncmp(P.backend[i], "https:", 6))
-            return cli_usage_error(spec.name, "backend '%s': expected native:DIR or http:URL", P.backend[i]);
-    if (P.external) P.backend[0] = P.backend[0] ? P.backend[0] : "external", P.backend[1] = P.backend[1] ? P.backend[1] : "external";
+    for (int i = 0; i < 2 && !P.st.external; i++)
+        if (strncmp(P.st.backend[i], "native:", 7) && strncmp(P.st.backend[i], "http:", 5) && strncmp(P.st.backend[i], "https:", 6))
+            return cli_usage_error(spec.name, "backend '%s': expected native:DIR or http:URL", P.st.backend[i]);
+    if (P.st.external) P.st.backend[0] = P.st.backend[0] ? P.st.backend[0] : "external", P.st.backend[1] = P.st.backend[1] ? P.st.backend[1] : "external";
 
     struct dsm_err err = {0};
     char *problem = NULL;
@@ -599,35 +511,34 @@ int cmd_prove(int argc, char **argv) {
             return cli_usage_error(spec.name, "%s is empty", problem_path);
         }
     }
-    ssize_t sl = readlink("/proc/self/exe", P.self, sizeof P.self - 1);
-    if (sl <= 0) {
+    if (cli_stage_self(&P.st, &err)) {
         free(problem);
-        return cli_usage_error(spec.name, "cannot find our own binary (/proc/self/exe)");
+        return cli_fail(spec.name, &err);
     }
-    P.self[sl] = 0;
     P.tty = isatty(2);
+    P.st.prefix = "prove", P.st.show = P.tty && !P.quiet, P.st.stop = &g_stop;
     struct cand *c = NULL;
     int n = 0, rounds = 0;
     struct db_open_opts o = {.migrate = 1};
-    if ((rc = db_open(&o, &P.db, &err))) goto done;
+    if ((rc = db_open(&o, &P.st.db, &err))) goto done;
     if ((rc = run_open(&P, run, problem, problem_id, &err))) goto done;
     if (dir)
-        snprintf(P.dir, sizeof P.dir, "%s", dir);
+        snprintf(P.st.dir, sizeof P.st.dir, "%s", dir);
     else if (getenv("DSM_HOME") && *getenv("DSM_HOME"))
-        snprintf(P.dir, sizeof P.dir, "%s/prove/run-%s", getenv("DSM_HOME"), P.run_s);
+        snprintf(P.st.dir, sizeof P.st.dir, "%s/prove/run-%s", getenv("DSM_HOME"), P.st.run_s);
     else
-        snprintf(P.dir, sizeof P.dir, "var/prove/run-%s", P.run_s);
-    if ((rc = dsm_mkdir_p(P.dir, &err))) goto done;
+        snprintf(P.st.dir, sizeof P.st.dir, "var/prove/run-%s", P.st.run_s);
+    if ((rc = dsm_mkdir_p(P.st.dir, &err))) goto done;
     cli_catch_stop_signals(on_signal);
     double t0 = dsm_now();
     rc = P.mode == M_ONESHOT ? run_oneshot(&P, &c, &n, &rounds, &err)
          : P.mode == M_REFINE ? run_refine(&P, &c, &n, &rounds, &err)
                               : run_search(&P, &c, &n, &rounds, &err);
     if (!rc) rc = print_result(&P, c, n, rounds, as_json, &err);
-    if (!rc && !P.quiet) fprintf(stderr, "dsm prove: %s, run %s, %.1f s\n", mode_names[P.mode], P.run_s, dsm_now() - t0);
+    if (!rc && !P.quiet) fprintf(stderr, "dsm prove: %s, run %s, %.1f s\n", mode_names[P.mode], P.st.run_s, dsm_now() - t0);
 done:
     free(c);
     free(problem);
-    db_close(P.db);
+    db_close(P.st.db);
     return rc ? cli_fail(spec.name, &err) : 0;
 }

@@ -18,7 +18,7 @@ static const struct command commands[] = {
     {"model", cmd_model, "create or inspect a model directory (model init, model info)"},
     {"logits", cmd_logits, "run a forward pass and print or write logits"},
     {"generate", cmd_generate, "sample completions from a model"},
-    {"eval", cmd_eval, "greedy accuracy, maj@k and pass@k of a model on an answer set"},
+    {"eval", cmd_eval, "accuracy, maj@k, pass@k on an answer set; `eval verifier`: agreement with human grades"},
     {"backend", cmd_backend, "show the compute backend that would be used"},
     {"db", cmd_db, "the PostgreSQL store: db start|stop|status|migrate|psql"},
     {"import", cmd_import, "import data sets (JSONL, JSON, CSV) into the store"},

@@ -657,6 +657,7 @@ int imp_file(struct dsm_db *db, const char *path, const char *format, int strict
     st->proofs += local.proofs;
     st->labels += local.labels;
     st->inserted += local.inserted;
+    if (st->on_file) st->on_file(c.origin, st->on_file_ctx);
     LOG_INFO("%s (%s): %ld records, %ld bad, %ld problems, %ld proofs, %ld labels, %ld new rows in %.2f s", path,
              f->name, local.records, local.bad, local.problems, local.proofs, local.labels, local.inserted,
              dsm_now() - t0);

@@ -34,6 +34,10 @@ struct imp_stats {
     long proofs;   /* proof rows written */
     long labels;   /* label rows written */
     long inserted; /* rows that did not exist before (0 on a re-import) */
+    /* optional: called after each file is committed with its origin ("<format>:<file name>",
+     * the value of proofs.origin and labels.origin for its rows) */
+    void (*on_file)(const char *origin, void *ctx);
+    void *on_file_ctx;
 };
 
 /* The format name for path ("gsm8k", "opc", ...), or NULL when not recognised. */

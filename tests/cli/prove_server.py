@@ -85,6 +85,9 @@ class H(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+# a listen backlog for every connection a client opens at once (the default, 5, drops the rest
+# and each dropped connection costs its client a SYN retransmission: a second or more)
+ThreadingHTTPServer.request_queue_size = 256
 srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
 with open(sys.argv[1] + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
