@@ -259,9 +259,9 @@ int cmd_generate(int argc, char **argv) {
     if ((rc = dsm_engine_run(eng, reqs, np, on_completion, &oc, &err))) goto done;
     const struct dsm_engine_stats *st = dsm_engine_stats(eng);
     fprintf(stderr, "dsm generate: %d completions, %ld new tokens in %.2f s (%.1f tok/s); %ld prompt tokens in %ld prefills, "
-                    "%ld prompt-KV copies; %ld steps, up to %d live of %d slots, KV pool %.1f MB\n",
+                    "%ld sharing a prefilled prompt; %ld steps, up to %d live of %d slots, KV pool %.1f MB\n",
             np * n, st->generated_tokens, st->seconds, st->seconds > 0 ? st->generated_tokens / st->seconds : 0.0,
-            st->prompt_tokens, st->prefills, st->kv_copies, st->steps, st->peak_live, st->slots, st->kv_bytes / 1048576.0);
+            st->prompt_tokens, st->prefills, st->kv_shared, st->steps, st->peak_live, st->slots, st->kv_bytes / 1048576.0);
 done:
     for (int i = 0; ps && i < np; i++) free(ps[i].ids);
     free(ps);

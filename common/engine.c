@@ -2,8 +2,9 @@
  *
  * Per run: a KV pool of `slots` slots, each laid out (L, cap, KV) like a struct dsm_kv, so a slot
  * can be prefilled by dsm_model_forward through a non-owning view. The loop:
- *   1. admit waiting samples into free slots: copy the prompt rows from a live sibling slot, or
- *      prefill the prompt into the slot (first time, or when no sibling is live); the prompt's
+ *   1. admit waiting samples into free slots: read the prompt's KV from the slot where a sibling
+ *      prefilled it (shared, stored once: the slot stays held while any sample reads it), or
+ *      prefill the prompt into the slot (first time, or when no such slot is held); the prompt's
  *      last logits are kept per request and give every sample its first token;
  *   2. one batched decode step for all live sequences (one linear per weight matrix for all);
  *   3. sample each, append, check EOS / stop strings / length; finished slots are freed.
@@ -23,7 +24,8 @@
 struct seq {                  /* one live sample in a slot */
     int live;
     int req, idx;
-    int len;                  /* tokens in the slot's KV */
+    int len;                  /* tokens in the KV (shared prefix included) */
+    int pslot, plen;          /* KV rows 0..plen-1 live in slot pslot (itself when it prefilled) */
     int32_t next;             /* token to feed at the next step */
     struct dsm_rng rng;
     int32_t *ids;
@@ -52,7 +54,9 @@ struct dsm_engine {
     float *kpool, *vpool;     /* device (slots, L, cap, KV) */
     float *knew, *vnew;       /* device (B, KV) */
     float *scratch;           /* device (B, Hq, cap) */
-    int32_t *dev_ids, *dev_pos, *dev_slot, *dev_len; /* device (B) */
+    int32_t *dev_ids, *dev_pos, *dev_slot, *dev_len, *dev_pslot, *dev_plen; /* device (B) */
+    int *ref;                 /* (slots) live samples reading a slot's prompt rows, its owner aside */
+    int *pref_req;            /* (slots) the request whose prompt was prefilled there, or -1 */
     float *logits;            /* host (B, V) */
     float *sp;                /* host (V) sampling scratch */
     int32_t *sidx;            /* host (V) */
@@ -78,8 +82,9 @@ static void free_run(struct dsm_engine *e) {
     struct dsm_backend *be = e->m->be;
     be->free(be, e->kpool), be->free(be, e->vpool), be->free(be, e->knew), be->free(be, e->vnew);
     be->free(be, e->scratch), be->free(be, e->dev_ids), be->free(be, e->dev_pos);
-    be->free(be, e->dev_slot), be->free(be, e->dev_len);
-    free(e->logits), free(e->sp), free(e->sidx);
+    be->free(be, e->dev_slot), be->free(be, e->dev_len), be->free(be, e->dev_pslot), be->free(be, e->dev_plen);
+    free(e->logits), free(e->sp), free(e->sidx), free(e->ref), free(e->pref_req);
+    e->ref = e->pref_req = NULL;
     if (e->seqs)
         for (int i = 0; i < e->slots; i++) {
             free(e->seqs[i].ids), free(e->seqs[i].lps), free(e->seqs[i].text);
@@ -87,7 +92,7 @@ static void free_run(struct dsm_engine *e) {
         }
     free(e->seqs);
     e->kpool = e->vpool = e->knew = e->vnew = e->scratch = NULL;
-    e->dev_ids = e->dev_pos = e->dev_slot = e->dev_len = NULL;
+    e->dev_ids = e->dev_pos = e->dev_slot = e->dev_len = e->dev_pslot = e->dev_plen = NULL;
     e->logits = e->sp = NULL;
     e->sidx = NULL;
     e->seqs = NULL;
@@ -152,6 +157,10 @@ static int alloc_run(struct dsm_engine *e, const struct dsm_gen_request *reqs, i
     size_t pool = (size_t)e->slots * e->slot_stride * sizeof(float);
     e->kpool = be->alloc(be, pool);
     e->vpool = be->alloc(be, pool);
+    if (be->advise_sparse) { /* a sample sharing its prompt's KV writes only its own rows */
+        be->advise_sparse(be, e->kpool, pool);
+        be->advise_sparse(be, e->vpool, pool);
+    }
     e->knew = be->alloc(be, sizeof(float) * (size_t)B * KV);
     e->vnew = be->alloc(be, sizeof(float) * (size_t)B * KV);
     e->scratch = be->alloc(be, sizeof(float) * (size_t)B * c->n_heads * e->cap);
@@ -159,12 +168,19 @@ static int alloc_run(struct dsm_engine *e, const struct dsm_gen_request *reqs, i
     e->dev_pos = be->alloc(be, sizeof(int32_t) * (size_t)B);
     e->dev_slot = be->alloc(be, sizeof(int32_t) * (size_t)B);
     e->dev_len = be->alloc(be, sizeof(int32_t) * (size_t)B);
+    e->dev_pslot = be->alloc(be, sizeof(int32_t) * (size_t)B);
+    e->dev_plen = be->alloc(be, sizeof(int32_t) * (size_t)B);
+    e->ref = calloc((size_t)B, sizeof(int));
+    e->pref_req = malloc(sizeof(int) * (size_t)B);
+    if (e->pref_req)
+        for (int i = 0; i < B; i++) e->pref_req[i] = -1;
     e->logits = malloc(sizeof(float) * (size_t)B * V);
     e->sp = malloc(sizeof(float) * (size_t)V);
     e->sidx = malloc(sizeof(int32_t) * (size_t)V);
     e->seqs = dsm_calloc((size_t)B, sizeof *e->seqs, err);
     if (!e->kpool || !e->vpool || !e->knew || !e->vnew || !e->scratch || !e->dev_ids || !e->dev_pos || !e->dev_slot ||
-        !e->dev_len || !e->logits || !e->sp || !e->sidx || !e->seqs)
+        !e->dev_len || !e->dev_pslot || !e->dev_plen || !e->ref || !e->pref_req || !e->logits || !e->sp || !e->sidx ||
+        !e->seqs)
         return dsm_errf(err, DSM_ENOMEM, "cannot allocate a KV pool of %d slots x %d tokens (%zu bytes)", e->slots, e->cap, 2 * pool);
     e->st.slots = e->slots;
     e->st.kv_bytes = 2 * pool;
@@ -252,6 +268,7 @@ static int finish_seq(struct dsm_engine *e, struct seq *q, const char *reason, c
                                .text = q->ts ? q->text : NULL, .text_len = q->tlen,
                                .finish_reason = reason};
     e->st.generated_tokens += q->n;
+    if (q->pslot != (int)(q - e->seqs)) e->ref[q->pslot]--;
     int stop = fn ? fn(user, &c) : 0;
     free(q->ids), free(q->lps), free(q->text);
     tok_stream_destroy(q->ts);
@@ -260,26 +277,24 @@ static int finish_seq(struct dsm_engine *e, struct seq *q, const char *reason, c
     return DSM_OK;
 }
 
-/* Start sample (r, i) in free slot s: prompt KV from a live sibling or a prefill, then its first
- * token from the prompt's logits. */
+/* Start sample (r, i) in free slot s: the prompt's KV read from the slot a sibling prefilled (while
+ * it is held), or a prefill into s; then its first token from the prompt's logits. */
 static int admit(struct dsm_engine *e, const struct dsm_gen_request *reqs, struct req_state *rs, int r, int s,
                  dsm_completion_fn fn, void *user, struct dsm_err *err) {
     struct dsm_model *m = e->m;
     const struct dsm_gen_request *rq = &reqs[r];
-    int KV = m->cfg.n_kv_heads * m->cfg.head_dim, V = m->cfg.vocab_size;
+    int V = m->cfg.vocab_size;
     struct seq *q = &e->seqs[s];
     memset(q, 0, sizeof *q);
+    e->pref_req[s] = -1; /* a free slot: whatever prompt it held is no longer read */
     int sibling = -1;
     for (int j = 0; j < e->slots && sibling < 0; j++)
-        if (j != s && e->seqs[j].live && e->seqs[j].req == r) sibling = j;
+        if (j != s && e->pref_req[j] == r && (e->seqs[j].live || e->ref[j] > 0)) sibling = j;
     int rc;
     if (sibling >= 0 && rs[r].first_logits) {
-        for (int l = 0; l < m->cfg.n_layers; l++) {
-            size_t off = (size_t)l * e->cap * KV, n = (size_t)rq->n_prompt * KV * sizeof(float);
-            m->be->copy(m->be, e->kpool + (size_t)s * e->slot_stride + off, e->kpool + (size_t)sibling * e->slot_stride + off, n);
-            m->be->copy(m->be, e->vpool + (size_t)s * e->slot_stride + off, e->vpool + (size_t)sibling * e->slot_stride + off, n);
-        }
-        e->st.kv_copies++;
+        q->pslot = sibling;
+        e->ref[sibling]++;
+        e->st.kv_shared++;
     } else {
         struct dsm_kv view = slot_view(e, s, 0);
         float *lg = rs[r].first_logits ? e->logits : malloc(sizeof(float) * (size_t)V);
@@ -289,6 +304,8 @@ static int admit(struct dsm_engine *e, const struct dsm_gen_request *reqs, struc
             return rc;
         }
         if (!rs[r].first_logits) rs[r].first_logits = lg;
+        q->pslot = s;
+        e->pref_req[s] = r;
         e->st.prefills++;
         e->st.prompt_tokens += rq->n_prompt;
     }
@@ -296,6 +313,7 @@ static int admit(struct dsm_engine *e, const struct dsm_gen_request *reqs, struc
     q->req = r;
     q->idx = rs[r].next_sample++;
     q->len = rq->n_prompt;
+    q->plen = rq->n_prompt;
     dsm_rng_seed(&q->rng, rq->s.seed + (uint64_t)q->idx);
     q->ids = malloc(sizeof(int32_t) * (size_t)rq->s.max_tokens);
     q->lps = malloc(sizeof(float) * (size_t)rq->s.max_tokens);
@@ -317,7 +335,7 @@ static int decode_step(struct dsm_engine *e, const int *act, int B, struct dsm_e
     struct dsm_backend *be = m->be;
     const struct dsm_model_config *c = &m->cfg;
     int C = c->hidden_size, D = c->head_dim, Q = c->n_heads * D, KV = c->n_kv_heads * D;
-    int32_t ids[512], pos[512], slot[512], len[512];
+    int32_t ids[512], pos[512], slot[512], len[512], pslot[512], plen[512];
     DSM_ASSERT(B <= 512 && B <= m->Tmax);
     for (int b = 0; b < B; b++) {
         struct seq *q = &e->seqs[act[b]];
@@ -325,11 +343,15 @@ static int decode_step(struct dsm_engine *e, const int *act, int B, struct dsm_e
         pos[b] = q->len;
         slot[b] = act[b];
         len[b] = q->len + 1;
+        pslot[b] = q->pslot;
+        plen[b] = q->plen;
     }
     be->upload(be, e->dev_ids, ids, sizeof(int32_t) * (size_t)B);
     be->upload(be, e->dev_pos, pos, sizeof(int32_t) * (size_t)B);
     be->upload(be, e->dev_slot, slot, sizeof(int32_t) * (size_t)B);
     be->upload(be, e->dev_len, len, sizeof(int32_t) * (size_t)B);
+    be->upload(be, e->dev_pslot, pslot, sizeof(int32_t) * (size_t)B);
+    be->upload(be, e->dev_plen, plen, sizeof(int32_t) * (size_t)B);
     float scale = 1.0f / sqrtf((float)D);
     be->embedding(be, m->x, e->dev_ids, *dsm_model_wslot(m, DSM_P_EMBED, 0), m->wdt, B, C);
     for (int l = 0; l < c->n_layers; l++) {
@@ -343,8 +365,8 @@ static int decode_step(struct dsm_engine *e, const int *act, int B, struct dsm_e
         be->rope(be, e->knew, e->dev_pos, m->rope_cos, m->rope_sin, B, c->n_kv_heads, D, KV);
         be->kv_scatter(be, e->kpool + lo, e->knew, e->dev_slot, e->dev_pos, e->slot_stride, B, KV);
         be->kv_scatter(be, e->vpool + lo, e->vnew, e->dev_slot, e->dev_pos, e->slot_stride, B, KV);
-        be->attention_decode(be, m->att, m->q, e->kpool + lo, e->vpool + lo, e->dev_slot, e->dev_len, e->slot_stride,
-                             e->scratch, B, c->n_heads, c->n_kv_heads, D, scale);
+        be->attention_decode(be, m->att, m->q, e->kpool + lo, e->vpool + lo, e->dev_slot, e->dev_len, e->dev_pslot,
+                             e->dev_plen, e->slot_stride, e->scratch, B, c->n_heads, c->n_kv_heads, D, scale);
         be->linear(be, m->h, m->att, WL(DSM_P_O), m->wdt, WL(DSM_P_O_BIAS), B, C, Q);
         be->add(be, m->x, m->x, m->h, (size_t)B * C);
         dsm_model_mlp_block(m, l, B);
@@ -376,7 +398,7 @@ int dsm_engine_run(struct dsm_engine *e, const struct dsm_gen_request *reqs, int
     for (;;) {
         /* 1. admit waiting samples into free slots, request by request */
         for (int s = 0; s < e->slots && r_next < nreq; s++) {
-            if (e->seqs[s].live) continue;
+            if (e->seqs[s].live || e->ref[s]) continue; /* busy, or holding a prompt others read */
             while (r_next < nreq && rs[r_next].next_sample >= reqs[r_next].n) {
                 free(rs[r_next].first_logits); /* every sample of it has started */
                 rs[r_next].first_logits = NULL;

@@ -71,7 +71,7 @@ struct dsm_engine_opts {
 struct dsm_engine_stats {
     long prompt_tokens;       /* prefilled (a shared prefill counts once) */
     long prefills;            /* prompts prefilled */
-    long kv_copies;           /* samples that copied a sibling's prompt KV instead */
+    long kv_shared;           /* samples that read a sibling's prefilled prompt KV instead */
     long generated_tokens;
     long steps;               /* batched decode steps */
     int slots;                /* live-sequence capacity of the last run */

@@ -35,7 +35,7 @@ size_t dsm_dtype_size(enum dsm_dtype dt);
 const char *dsm_dtype_name(enum dsm_dtype dt);
 
 /* ABI version of struct dsm_backend; a CUDA module built against another version is refused. */
-#define DSM_BACKEND_ABI 2
+#define DSM_BACKEND_ABI 3
 
 struct dsm_backend {
     const char *name; /* "cpu", "ref", "cuda" */
@@ -55,6 +55,10 @@ struct dsm_backend {
     void (*zero)(struct dsm_backend *be, void *dst, size_t bytes);
     /* Wait for all queued work; report any asynchronous device error. */
     int (*sync)(struct dsm_backend *be, struct dsm_err *err);
+    /* Optional (may be NULL): p (from alloc, not yet written) will be written sparsely, e.g. a KV
+     * pool whose slots mostly hold a few rows, so the backend should commit memory only where it
+     * is written (the host backends: small pages instead of transparent huge pages). */
+    void (*advise_sparse)(struct dsm_backend *be, void *p, size_t bytes);
     /* Release everything, including the struct itself. */
     void (*destroy)(struct dsm_backend *be);
 
@@ -93,12 +97,15 @@ struct dsm_backend {
     /* Decode attention for B sequences with one new query each, over a pool of KV slots.
      * out (B, Hq*D); q (B, Hq*D); k, v: this layer's rows of slot 0, slot b's rows start at
      * k + slot[b] * slot_stride (floats), each (cap, Hkv*D); sequence b attends keys
-     * 0..len[b]-1 (its new key included). slot and len are int32 device arrays (B).
-     * scratch: at least B * Hq * max(len) floats. */
+     * 0..len[b]-1 (its new key included): keys 0..plen[b]-1 are read from slot pslot[b] (a
+     * prompt prefix shared by the samples of one request, stored once), keys plen[b]..len[b]-1
+     * from slot[b] at the same positions; plen[b] = 0 when the sequence's own slot holds it all.
+     * The result does not depend on where the keys are stored. slot, len, pslot and plen are int32
+     * device arrays (B). scratch: at least B * Hq * max(len) floats. */
     void (*attention_decode)(struct dsm_backend *be, float *out, const float *q, const float *k,
                              const float *v, const int32_t *slot, const int32_t *len,
-                             size_t slot_stride, float *scratch, int B, int Hq, int Hkv, int D,
-                             float scale);
+                             const int32_t *pslot, const int32_t *plen, size_t slot_stride,
+                             float *scratch, int B, int Hq, int Hkv, int D, float scale);
 
     /* Write B rows into a slot pool: pool + slot[b] * slot_stride + pos[b] * W <- src row b,
      * for src (B, W). slot and pos are int32 device arrays (B). */

@@ -11,7 +11,9 @@ int attn_avx512_ok(int D);
 /* p[s] = scale * dot(q (D), k row s) for s < n; key rows are `stride` floats apart. */
 void attn_scores_avx512(float *p, const float *q, const float *k, int n, int stride, int D, float scale);
 
-/* o (D) = sum_s p[s] * v row s for s < n; value rows are `stride` floats apart. */
-void attn_accum_avx512(float *o, const float *p, const float *v, int n, int stride, int D);
+/* o (D) = sum_s p[s] * v1 row s for s < n1, then + p[n1 + s] * v2 row s for s < n2, in that
+ * order (one accumulator chain, so splitting the rows over two places changes no bit); value
+ * rows are `stride` floats apart. */
+void attn_accum_avx512(float *o, const float *p, const float *v1, int n1, const float *v2, int n2, int stride, int D);
 
 #endif

@@ -146,18 +146,22 @@ static void softmax_inplace(float *p, int n) {
     for (int s = 0; s < n; s++) p[s] *= inv;
 }
 
-/* One query head over n keys: o (D) = softmax(scale * q·K) · V, with p (n) as scratch; key and
- * value rows are `stride` floats apart. */
-static void head_attend(float *o, float *p, const float *q, const float *k, const float *v, int n, int stride,
-                        int D, float scale, int fast) {
+/* One query head over n1 + n2 keys: o (D) = softmax(scale * q·K) · V, with p (n1 + n2) as
+ * scratch. Keys and values 0..n1-1 are rows of k1/v1, the next n2 rows of k2/v2 (a shared
+ * prompt prefix and a sequence's own rows); rows are `stride` floats apart. The arithmetic is the
+ * same as over one contiguous run of rows. */
+static void head_attend(float *o, float *p, const float *q, const float *k1, const float *v1, int n1,
+                        const float *k2, const float *v2, int n2, int stride, int D, float scale, int fast) {
+    int n = n1 + n2;
     if (fast) {
-        attn_scores_avx512(p, q, k, n, stride, D, scale);
+        attn_scores_avx512(p, q, k1, n1, stride, D, scale);
+        if (n2) attn_scores_avx512(p + n1, q, k2, n2, stride, D, scale);
         softmax_inplace(p, n);
-        attn_accum_avx512(o, p, v, n, stride, D);
+        attn_accum_avx512(o, p, v1, n1, v2, n2, stride, D);
         return;
     }
     for (int s = 0; s < n; s++) {
-        const float *kv = k + (size_t)s * stride;
+        const float *kv = s < n1 ? k1 + (size_t)s * stride : k2 + (size_t)(s - n1) * stride;
         float d = 0.0f;
 #pragma omp simd reduction(+ : d)
         for (int i = 0; i < D; i++) d += q[i] * kv[i];
@@ -166,7 +170,7 @@ static void head_attend(float *o, float *p, const float *q, const float *k, cons
     softmax_inplace(p, n);
     for (int i = 0; i < D; i++) o[i] = 0.0f;
     for (int s = 0; s < n; s++) {
-        const float *vv = v + (size_t)s * stride;
+        const float *vv = s < n1 ? v1 + (size_t)s * stride : v2 + (size_t)(s - n1) * stride;
         float ps = p[s];
 #pragma omp simd
         for (int i = 0; i < D; i++) o[i] += ps * vv[i];
@@ -187,15 +191,16 @@ static void attention_loop(struct cpu_impl *ci, float *out, const float *q, cons
         const float *qv = q + ((size_t)t * Hq + h) * D;
         float *p = scratch + (size_t)th * S;
         float *o = out + ((size_t)t * Hq + h) * D;
-        head_attend(o, p, qv, k + (size_t)kh * D, v + (size_t)kh * D, n, Hkv * D, D, scale, fast);
+        head_attend(o, p, qv, k + (size_t)kh * D, v + (size_t)kh * D, n, NULL, NULL, 0, Hkv * D, D, scale, fast);
     }
 }
 
-/* One query per sequence over its own slot: (b, h) pairs spread over the threads. */
+/* One query per sequence over its slot (and a shared prefix slot): (h, b) pairs spread over the
+ * threads head by head, so the sequences sharing a prompt read its keys while they are in cache. */
 static void cpu_attention_decode(struct dsm_backend *be, float *out, const float *q, const float *k,
                                  const float *v, const int32_t *slot, const int32_t *len,
-                                 size_t slot_stride, float *scratch, int B, int Hq, int Hkv, int D,
-                                 float scale) {
+                                 const int32_t *pslot, const int32_t *plen, size_t slot_stride,
+                                 float *scratch, int B, int Hq, int Hkv, int D, float scale) {
     struct cpu_impl *ci = IMPL(be);
     int group = Hq / Hkv, KV = Hkv * D, Smax = 0, fast = ci->avx512 && attn_avx512_ok(D);
     size_t work = 0;
@@ -204,13 +209,13 @@ static void cpu_attention_decode(struct dsm_backend *be, float *out, const float
         work += (size_t)len[b];
     }
 #pragma omp parallel for schedule(dynamic, 4) num_threads(ci->n_threads) if (work * Hq * D >= PARALLEL_MIN)
-    for (int bh = 0; bh < B * Hq; bh++) {
-        int b = bh / Hq, h = bh % Hq, kh = h / group, n = len[b];
-        const float *kb = k + (size_t)slot[b] * slot_stride, *vb = v + (size_t)slot[b] * slot_stride;
-        const float *qv = q + (size_t)bh * D;
-        float *p = scratch + (size_t)bh * Smax;
-        float *o = out + (size_t)bh * D;
-        head_attend(o, p, qv, kb + (size_t)kh * D, vb + (size_t)kh * D, n, KV, D, scale, fast);
+    for (int i = 0; i < B * Hq; i++) {
+        int h = i / B, b = i % B, kh = h / group, n = len[b], n1 = plen[b];
+        size_t bh = (size_t)b * Hq + h, off = (size_t)kh * D;
+        const float *k1 = k + (size_t)pslot[b] * slot_stride + off, *v1 = v + (size_t)pslot[b] * slot_stride + off;
+        const float *k2 = k + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
+        const float *v2 = v + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
+        head_attend(out + bh * D, scratch + bh * Smax, q + bh * D, k1, v1, n1, k2, v2, n - n1, KV, D, scale, fast);
     }
 }
 

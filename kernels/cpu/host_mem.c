@@ -1,6 +1,7 @@
 /* host_mem.c - host memory management shared by the cpu and ref backends. */
 #include "kernels/cpu/host_mem.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,6 +29,14 @@ static void *host_alloc(struct dsm_backend *be, size_t bytes) {
     return p;
 }
 
+static void host_advise_sparse(struct dsm_backend *be, void *p, size_t bytes) {
+    (void)be;
+    /* only what host_alloc marked for huge pages (2 MB-aligned, large); a 2 MB huge page is
+     * zeroed whole at its first touch even when one row of it is written */
+    size_t rounded = (bytes + HUGE_ALIGN - 1) & ~(HUGE_ALIGN - 1);
+    if (p && bytes >= HUGE_MIN && ((uintptr_t)p & (HUGE_ALIGN - 1)) == 0) madvise(p, rounded, MADV_NOHUGEPAGE);
+}
+
 static void host_free(struct dsm_backend *be, void *p) {
     (void)be;
     free(p);
@@ -52,6 +61,7 @@ static int host_sync(struct dsm_backend *be, struct dsm_err *err) {
 void host_mem_fill(struct dsm_backend *be) {
     be->alloc = host_alloc;
     be->free = host_free;
+    be->advise_sparse = host_advise_sparse;
     be->upload = host_copy;
     be->download = host_copy;
     be->copy = host_copy;

@@ -95,12 +95,23 @@ void ref_attention(float *out, const float *q, const float *k, const float *v, i
 }
 
 void ref_attention_decode(float *out, const float *q, const float *k, const float *v,
-                          const int32_t *slot, const int32_t *len, size_t slot_stride, int B, int Hq,
-                          int Hkv, int D, float scale) {
-    /* each sequence is a one-query causal attention at position len-1 over its own slot */
-    for (int b = 0; b < B; b++)
-        ref_attention(out + (size_t)b * Hq * D, q + (size_t)b * Hq * D, k + (size_t)slot[b] * slot_stride,
-                      v + (size_t)slot[b] * slot_stride, 1, len[b] - 1, Hq, Hkv, D, scale);
+                          const int32_t *slot, const int32_t *len, const int32_t *pslot,
+                          const int32_t *plen, size_t slot_stride, int B, int Hq, int Hkv, int D,
+                          float scale) {
+    /* each sequence is a one-query causal attention at position len-1 over its keys, gathered
+     * into one contiguous copy: the shared prefix from pslot, the rest from its own slot */
+    size_t row = (size_t)Hkv * D;
+    for (int b = 0; b < B; b++) {
+        float *kc = malloc(sizeof(float) * row * (size_t)len[b]), *vc = malloc(sizeof(float) * row * (size_t)len[b]);
+        if (!kc || !vc) abort();
+        for (int s = 0; s < len[b]; s++) {
+            size_t src = (size_t)(s < plen[b] ? pslot[b] : slot[b]) * slot_stride + (size_t)s * row;
+            memcpy(kc + (size_t)s * row, k + src, sizeof(float) * row);
+            memcpy(vc + (size_t)s * row, v + src, sizeof(float) * row);
+        }
+        ref_attention(out + (size_t)b * Hq * D, q + (size_t)b * Hq * D, kc, vc, 1, len[b] - 1, Hq, Hkv, D, scale);
+        free(kc), free(vc);
+    }
 }
 
 void ref_kv_scatter(float *pool, const float *src, const int32_t *slot, const int32_t *pos,

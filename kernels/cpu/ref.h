@@ -25,8 +25,9 @@ void ref_rope(float *x, const int32_t *pos, const float *cos, const float *sin, 
 void ref_attention(float *out, const float *q, const float *k, const float *v, int T, int pos0,
                    int Hq, int Hkv, int D, float scale);
 void ref_attention_decode(float *out, const float *q, const float *k, const float *v,
-                          const int32_t *slot, const int32_t *len, size_t slot_stride, int B, int Hq,
-                          int Hkv, int D, float scale);
+                          const int32_t *slot, const int32_t *len, const int32_t *pslot,
+                          const int32_t *plen, size_t slot_stride, int B, int Hq, int Hkv, int D,
+                          float scale);
 void ref_kv_scatter(float *pool, const float *src, const int32_t *slot, const int32_t *pos,
                     size_t slot_stride, int B, int W);
 void ref_swiglu(float *out, const float *gate, const float *up, size_t n);

@@ -39,10 +39,10 @@ static void rb_attention(struct dsm_backend *be, float *out, const float *q, con
 }
 static void rb_attention_decode(struct dsm_backend *be, float *out, const float *q, const float *k,
                                 const float *v, const int32_t *slot, const int32_t *len,
-                                size_t slot_stride, float *scratch, int B, int Hq, int Hkv, int D,
-                                float scale) {
+                                const int32_t *pslot, const int32_t *plen, size_t slot_stride,
+                                float *scratch, int B, int Hq, int Hkv, int D, float scale) {
     (void)be, (void)scratch;
-    ref_attention_decode(out, q, k, v, slot, len, slot_stride, B, Hq, Hkv, D, scale);
+    ref_attention_decode(out, q, k, v, slot, len, pslot, plen, slot_stride, B, Hq, Hkv, D, scale);
 }
 static void rb_kv_scatter(struct dsm_backend *be, float *pool, const float *src, const int32_t *slot,
                           const int32_t *pos, size_t slot_stride, int B, int W) {

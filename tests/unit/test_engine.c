@@ -140,7 +140,7 @@ static void test_prefix_sharing(struct dsm_model *m, struct dsm_engine *e) {
     struct dsm_gen_request r = {prompt, 40, 8, settings(1.0f, 16, 77)};
     CHECK_OK(run(e, &r, 1, &err), &err);
     const struct dsm_engine_stats *st = dsm_engine_stats(e);
-    CHECK_MSG(st->prefills == 1 && st->kv_copies == 7, "shared run: %ld prefills, %ld copies", st->prefills, st->kv_copies);
+    CHECK_MSG(st->prefills == 1 && st->kv_shared == 7, "shared run: %ld prefills, %ld sharing", st->prefills, st->kv_shared);
     static struct got shared;
     memcpy(&shared, &G, sizeof G);
     /* one slot at a time: no sibling is ever live, so every sample prefills its own prompt */

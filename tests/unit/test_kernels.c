@@ -128,18 +128,34 @@ static void test_attention(struct dsm_backend *be) {
     }
 }
 
-/* B sequences of different lengths in a pool of slots, one query each. */
+/* B sequences of different lengths in a pool of slots, one query each; some read a prompt prefix
+ * from another slot (shared), and that gives the same bits as holding a copy of it. */
 static void test_attention_decode(struct dsm_backend *be) {
     int Hq = 6, Hkv = 2, D = 16, cap = 40, nslots = 5, KV = Hkv * D;
     size_t stride = (size_t)3 * cap * KV; /* as if 3 layers per slot: stride > one layer */
     float *k = test_rand_vec(stride * nslots), *v = test_rand_vec(stride * nslots);
-    int32_t slot[] = {4, 0, 2, 1}, len[] = {1, 17, 40, 9};
+    /* 0: all its own; 1: 12 prefix rows from slot 3; 2: owner of its prefix; 3: every row from slot 3 */
+    int32_t slot[] = {4, 0, 2, 1}, len[] = {1, 17, 40, 9}, pslot[] = {4, 3, 2, 3}, plen[] = {0, 12, 25, 9};
+    int32_t zero[] = {0, 0, 0, 0};
     int B = 4;
     float *q = test_rand_vec((size_t)B * Hq * D), *o1 = malloc(sizeof(float) * B * Hq * D), *o2 = malloc(sizeof(float) * B * Hq * D);
+    float *o3 = malloc(sizeof(float) * B * Hq * D);
     float *scratch = malloc(sizeof(float) * B * Hq * cap);
-    be->attention_decode(be, o1, q, k, v, slot, len, stride, scratch, B, Hq, Hkv, D, 0.25f);
-    ref_attention_decode(o2, q, k, v, slot, len, stride, B, Hq, Hkv, D, 0.25f);
+    be->attention_decode(be, o1, q, k, v, slot, len, pslot, plen, stride, scratch, B, Hq, Hkv, D, 0.25f);
+    ref_attention_decode(o2, q, k, v, slot, len, pslot, plen, stride, B, Hq, Hkv, D, 0.25f);
     CHECK_MSG(max_rel(o1, o2, (size_t)B * Hq * D) <= 1e-5, "attention_decode err %g", max_rel(o1, o2, (size_t)B * Hq * D));
+    /* copy each shared prefix into the reader's own slot (every layer row of this view), run
+     * without sharing: bit-identical */
+    float *kc = malloc(sizeof(float) * stride * nslots), *vc = malloc(sizeof(float) * stride * nslots);
+    memcpy(kc, k, sizeof(float) * stride * nslots), memcpy(vc, v, sizeof(float) * stride * nslots);
+    for (int b = 0; b < B; b++)
+        if (pslot[b] != slot[b]) {
+            memcpy(kc + (size_t)slot[b] * stride, k + (size_t)pslot[b] * stride, sizeof(float) * (size_t)plen[b] * KV);
+            memcpy(vc + (size_t)slot[b] * stride, v + (size_t)pslot[b] * stride, sizeof(float) * (size_t)plen[b] * KV);
+        }
+    be->attention_decode(be, o3, q, kc, vc, slot, len, slot, zero, stride, scratch, B, Hq, Hkv, D, 0.25f);
+    CHECK_MSG(memcmp(o1, o3, sizeof(float) * B * Hq * D) == 0, "a shared prefix changes the bits of attention_decode");
+    free(kc), free(vc), free(o3);
     /* kv_scatter puts each row exactly where asked and nowhere else */
     float *p1 = test_rand_vec(stride * nslots), *p2 = malloc(sizeof(float) * stride * nslots), *src = test_rand_vec((size_t)B * KV);
     memcpy(p2, p1, sizeof(float) * stride * nslots);
