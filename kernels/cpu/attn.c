@@ -35,10 +35,10 @@ AVX512 void attn_scores_avx512(float *p, const float *q, const float *k, int n, 
 }
 
 AVX512 void attn_accum_avx512(float *o, const float *p, const float *v1, int n1, const float *v2, int n2, int stride,
-                              int D) {
+                              int D, int from_o) {
     __m512 acc[ATTN_MAX_D / 16];
     int nv = D / 16;
-    for (int j = 0; j < nv; j++) acc[j] = _mm512_setzero_ps();
+    for (int j = 0; j < nv; j++) acc[j] = from_o ? _mm512_loadu_ps(o + 16 * j) : _mm512_setzero_ps();
     for (int part = 0; part < 2; part++) {
         const float *v = part ? v2 : v1;
         const float *pp = part ? p + n1 : p;
@@ -50,4 +50,80 @@ AVX512 void attn_accum_avx512(float *o, const float *p, const float *v1, int n1,
         }
     }
     for (int j = 0; j < nv; j++) _mm512_storeu_ps(o + 16 * j, acc[j]);
+}
+
+/* The multi-query kernels handle D <= 64 (at most 4 vectors per query) so that 4 queries' state
+ * stays in registers: NV is a compile-time constant in each instance. Callers check
+ * attn_multi_ok(D). */
+int attn_multi_ok(int D) { return attn_avx512_ok(D) && D <= 64; }
+
+AVX512 __attribute__((always_inline)) static inline void
+scores_multi(float *const *p, const float *const *q, int nq, const float *k, int n, int stride, float scale,
+             const int NV) {
+    __m512 qv[ATTN_MULTI][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < ATTN_MULTI; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) qv[i][j] = i < nq ? _mm512_loadu_ps(q[i] + 16 * j) : _mm512_setzero_ps();
+    for (int s = 0; s < n; s++) {
+        const float *k0 = k + (size_t)s * stride;
+        __m512 kv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) kv[j] = _mm512_loadu_ps(k0 + 16 * j);
+#pragma GCC unroll 4
+        for (int i = 0; i < ATTN_MULTI; i++) {
+            if (i >= nq) break;
+            __m512 a = _mm512_setzero_ps();
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++) a = _mm512_fmadd_ps(qv[i][j], kv[j], a);
+            p[i][s] = scale * _mm512_reduce_add_ps(a);
+        }
+    }
+}
+
+AVX512 void attn_scores_multi_avx512(float *const *p, const float *const *q, int nq, const float *k, int n, int stride,
+                                     int D, float scale) {
+    switch (D / 16) {
+    case 1: scores_multi(p, q, nq, k, n, stride, scale, 1); break;
+    case 2: scores_multi(p, q, nq, k, n, stride, scale, 2); break;
+    case 3: scores_multi(p, q, nq, k, n, stride, scale, 3); break;
+    default: scores_multi(p, q, nq, k, n, stride, scale, 4); break;
+    }
+}
+
+AVX512 __attribute__((always_inline)) static inline void
+accum_multi(float *const *o, const float *const *p, int nq, const float *v, int n, int stride, const int NV) {
+    __m512 acc[ATTN_MULTI][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < ATTN_MULTI; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int s = 0; s < n; s++) {
+        const float *vr = v + (size_t)s * stride;
+        __m512 vv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < NV; j++) vv[j] = _mm512_loadu_ps(vr + 16 * j);
+#pragma GCC unroll 4
+        for (int i = 0; i < ATTN_MULTI; i++) {
+            if (i >= nq) break;
+            __m512 ps = _mm512_set1_ps(p[i][s]);
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++) acc[i][j] = _mm512_fmadd_ps(ps, vv[j], acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < ATTN_MULTI; i++)
+        if (i < nq)
+#pragma GCC unroll 4
+            for (int j = 0; j < NV; j++) _mm512_storeu_ps(o[i] + 16 * j, acc[i][j]);
+}
+
+AVX512 void attn_accum_multi_avx512(float *const *o, const float *const *p, int nq, const float *v, int n, int stride,
+                                    int D) {
+    switch (D / 16) {
+    case 1: accum_multi(o, p, nq, v, n, stride, 1); break;
+    case 2: accum_multi(o, p, nq, v, n, stride, 2); break;
+    case 3: accum_multi(o, p, nq, v, n, stride, 3); break;
+    default: accum_multi(o, p, nq, v, n, stride, 4); break;
+    }
 }

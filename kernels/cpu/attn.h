@@ -13,7 +13,20 @@ void attn_scores_avx512(float *p, const float *q, const float *k, int n, int str
 
 /* o (D) = sum_s p[s] * v1 row s for s < n1, then + p[n1 + s] * v2 row s for s < n2, in that
  * order (one accumulator chain, so splitting the rows over two places changes no bit); value
- * rows are `stride` floats apart. */
-void attn_accum_avx512(float *o, const float *p, const float *v1, int n1, const float *v2, int n2, int stride, int D);
+ * rows are `stride` floats apart. With from_o the chain starts from o's values instead of 0
+ * (continuing a sum attn_accum_multi_avx512 began). */
+void attn_accum_avx512(float *o, const float *p, const float *v1, int n1, const float *v2, int n2, int stride, int D,
+                       int from_o);
+
+/* Several queries (nq <= ATTN_MULTI) over the same n keys, each key row loaded once for all:
+ * p[i][s] = scale * dot(q[i], k row s), with exactly attn_scores_avx512's arithmetic. */
+#define ATTN_MULTI 4
+int attn_multi_ok(int D); /* the multi-query kernels handle D (AVX-512, D % 16 == 0, D <= 64) */
+void attn_scores_multi_avx512(float *const *p, const float *const *q, int nq, const float *k, int n, int stride, int D,
+                              float scale);
+
+/* o[i] (D) = sum_s p[i][s] * v row s for s < n, for nq <= ATTN_MULTI queries, each value row
+ * loaded once for all; the same accumulator chains as attn_accum_avx512 from 0. */
+void attn_accum_multi_avx512(float *const *o, const float *const *p, int nq, const float *v, int n, int stride, int D);
 
 #endif

@@ -157,7 +157,7 @@ static void head_attend(float *o, float *p, const float *q, const float *k1, con
         attn_scores_avx512(p, q, k1, n1, stride, D, scale);
         if (n2) attn_scores_avx512(p + n1, q, k2, n2, stride, D, scale);
         softmax_inplace(p, n);
-        attn_accum_avx512(o, p, v1, n1, v2, n2, stride, D);
+        attn_accum_avx512(o, p, v1, n1, v2, n2, stride, D, 0);
         return;
     }
     for (int s = 0; s < n; s++) {
@@ -195,27 +195,69 @@ static void attention_loop(struct cpu_impl *ci, float *out, const float *q, cons
     }
 }
 
-/* One query per sequence over its slot (and a shared prefix slot): (h, b) pairs spread over the
- * threads head by head, so the sequences sharing a prompt read its keys while they are in cache. */
+/* One query per sequence over its slot and a shared prefix slot. Sequences reading the same
+ * prefix are grouped ATTN_MULTI at a time so that each prefix key and value row is loaded once for
+ * the group (attn_*_multi_avx512); then each continues over its own rows. Every output element
+ * is computed by the same chain of operations as head_attend's (tested bit for bit), so grouping
+ * changes nothing and results do not depend on the batch. Work items (head, group) run head by
+ * head so that a prefix's rows stay in cache. */
 static void cpu_attention_decode(struct dsm_backend *be, float *out, const float *q, const float *k,
                                  const float *v, const int32_t *slot, const int32_t *len,
                                  const int32_t *pslot, const int32_t *plen, size_t slot_stride,
                                  float *scratch, int B, int Hq, int Hkv, int D, float scale) {
     struct cpu_impl *ci = IMPL(be);
     int group = Hq / Hkv, KV = Hkv * D, Smax = 0, fast = ci->avx512 && attn_avx512_ok(D);
+    int multi = ci->avx512 && attn_multi_ok(D) ? ATTN_MULTI : 1;
     size_t work = 0;
     for (int b = 0; b < B; b++) {
         Smax = len[b] > Smax ? len[b] : Smax;
         work += (size_t)len[b];
     }
-#pragma omp parallel for schedule(dynamic, 4) num_threads(ci->n_threads) if (work * Hq * D >= PARALLEL_MIN)
-    for (int i = 0; i < B * Hq; i++) {
-        int h = i / B, b = i % B, kh = h / group, n = len[b], n1 = plen[b];
-        size_t bh = (size_t)b * Hq + h, off = (size_t)kh * D;
-        const float *k1 = k + (size_t)pslot[b] * slot_stride + off, *v1 = v + (size_t)pslot[b] * slot_stride + off;
-        const float *k2 = k + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
-        const float *v2 = v + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
-        head_attend(out + bh * D, scratch + bh * Smax, q + bh * D, k1, v1, n1, k2, v2, n - n1, KV, D, scale, fast);
+    /* groups: runs of up to `multi` sequences with the same (pslot, plen), in batch order */
+    int ord[512], gstart[513], ng = 0, used[512] = {0};
+    DSM_ASSERT(B <= 512);
+    for (int b = 0, n = 0; b < B; b++) {
+        if (used[b]) continue;
+        gstart[ng++] = n;
+        int in = 0;
+        for (int c = b; c < B && in < multi; c++)
+            if (!used[c] && pslot[c] == pslot[b] && plen[c] == plen[b]) used[c] = 1, ord[n++] = c, in++;
+        gstart[ng] = n;
+    }
+#pragma omp parallel for schedule(dynamic, 2) num_threads(ci->n_threads) if (work * Hq * D >= PARALLEL_MIN)
+    for (int i = 0; i < ng * Hq; i++) {
+        int h = i / ng, g = i % ng, kh = h / group, g0 = gstart[g], gn = gstart[g + 1] - g0;
+        size_t off = (size_t)kh * D;
+        int b0 = ord[g0], n1 = plen[b0];
+        if (gn == 1) {
+            int b = b0;
+            size_t bh = (size_t)b * Hq + h;
+            const float *k1 = k + (size_t)pslot[b] * slot_stride + off, *v1 = v + (size_t)pslot[b] * slot_stride + off;
+            const float *k2 = k + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
+            const float *v2 = v + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
+            head_attend(out + bh * D, scratch + bh * Smax, q + bh * D, k1, v1, n1, k2, v2, len[b] - n1, KV, D, scale, fast);
+            continue;
+        }
+        float *pp[ATTN_MULTI], *oo[ATTN_MULTI];
+        const float *qq[ATTN_MULTI], *cp[ATTN_MULTI];
+        for (int j = 0; j < gn; j++) {
+            size_t bh = (size_t)ord[g0 + j] * Hq + h;
+            pp[j] = scratch + bh * Smax, oo[j] = out + bh * D, qq[j] = q + bh * D, cp[j] = pp[j];
+        }
+        const float *kp = k + (size_t)pslot[b0] * slot_stride + off, *vp = v + (size_t)pslot[b0] * slot_stride + off;
+        attn_scores_multi_avx512(pp, qq, gn, kp, n1, KV, D, scale);
+        for (int j = 0; j < gn; j++) {
+            int b = ord[g0 + j];
+            const float *k2 = k + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
+            if (len[b] > n1) attn_scores_avx512(pp[j] + n1, qq[j], k2, len[b] - n1, KV, D, scale);
+            softmax_inplace(pp[j], len[b]);
+        }
+        attn_accum_multi_avx512(oo, cp, gn, vp, n1, KV, D);
+        for (int j = 0; j < gn; j++) {
+            int b = ord[g0 + j];
+            const float *v2 = v + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
+            attn_accum_avx512(oo[j], pp[j] + n1, v2, len[b] - n1, NULL, 0, KV, D, 1);
+        }
     }
 }
 

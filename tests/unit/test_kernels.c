@@ -134,8 +134,9 @@ static void test_attention_decode(struct dsm_backend *be) {
     int Hq = 6, Hkv = 2, D = 16, cap = 40, nslots = 5, KV = Hkv * D;
     size_t stride = (size_t)3 * cap * KV; /* as if 3 layers per slot: stride > one layer */
     float *k = test_rand_vec(stride * nslots), *v = test_rand_vec(stride * nslots);
-    /* 0: all its own; 1: 12 prefix rows from slot 3; 2: owner of its prefix; 3: every row from slot 3 */
-    int32_t slot[] = {4, 0, 2, 1}, len[] = {1, 17, 40, 9}, pslot[] = {4, 3, 2, 3}, plen[] = {0, 12, 25, 9};
+    /* 0: all its own; 1 and 3: 12 prefix rows from slot 3 (read as a group), then 5 and 2 of
+     * their own; 2: owner of its prefix */
+    int32_t slot[] = {4, 0, 2, 1}, len[] = {1, 17, 40, 14}, pslot[] = {4, 3, 2, 3}, plen[] = {0, 12, 25, 12};
     int32_t zero[] = {0, 0, 0, 0};
     int B = 4;
     float *q = test_rand_vec((size_t)B * Hq * D), *o1 = malloc(sizeof(float) * B * Hq * D), *o2 = malloc(sizeof(float) * B * Hq * D);
