@@ -43,27 +43,10 @@ static int run_open(struct cli_stage *s, const char *name, json_t *cfg, struct d
         snprintf(rname, sizeof rname, "%s", name);
     else
         snprintf(rname, sizeof rname, "eval-verifier-%016llx", (unsigned long long)cli_stage_seed(0, cfg_text));
-    const char *v[2] = {rname, cfg_text};
-    PGresult *r = NULL;
-    int rc = db_exec(s->db,
-                     "WITH old AS (SELECT id, config FROM runs WHERE name = $1 AND kind = 'eval-verifier' ORDER BY id "
-                     "LIMIT 1), ins AS (INSERT INTO runs (name, kind, config) SELECT $1, 'eval-verifier', $2::jsonb "
-                     "WHERE NOT EXISTS (SELECT 1 FROM old) RETURNING id, config) SELECT id, config::text AS config, "
-                     "config = $2::jsonb AS same FROM old UNION ALL SELECT id, config::text, true FROM ins",
-                     2, v, &r, err);
+    int rc = cli_stage_run_open(s, "eval-verifier", rname, cfg_text, err);
     free(cfg_text);
-    if (rc) return rc;
-    if (strcmp(db_get(r, 0, "same"), "t")) {
-        rc = dsm_errf(err, DSM_EINVAL, "run '%s' exists with other settings (%s); choose another --run", rname,
-                      db_get(r, 0, "config"));
-        PQclear(r);
-        return rc;
-    }
-    s->run_id = db_get_i64(r, 0, "id", 0);
-    snprintf(s->run_s, sizeof s->run_s, "%lld", (long long)s->run_id);
-    PQclear(r);
-    LOG_INFO("eval verifier: run %s (%s)", s->run_s, rname);
-    return cli_stage_requeue_dead(s, err);
+    if (!rc) LOG_INFO("eval verifier: run %s (%s)", s->run_s, rname);
+    return rc;
 }
 
 /* Enqueue n analyses of each chosen proof. *nproofs gets the number of proofs. */

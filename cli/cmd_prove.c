@@ -365,27 +365,10 @@ static int run_open(struct prove *P, const char *name, const char *problem_text,
         snprintf(rname, sizeof rname, "%s", name);
     else
         snprintf(rname, sizeof rname, "prove-%s-%016llx", P->problem_s, (unsigned long long)cli_stage_seed(0, cfg_text));
-    const char *v2[2] = {rname, cfg_text};
-    rc = db_exec(P->st.db,
-                 "WITH old AS (SELECT id, config FROM runs WHERE name = $1 AND kind = 'prove' ORDER BY id LIMIT 1), "
-                 "ins AS (INSERT INTO runs (name, kind, config) SELECT $1, 'prove', $2::jsonb WHERE NOT EXISTS "
-                 "(SELECT 1 FROM old) RETURNING id, config) SELECT id, config::text AS config, config = $2::jsonb AS same "
-                 "FROM old UNION ALL SELECT id, config::text, true FROM ins",
-                 2, v2, &r, err);
+    rc = cli_stage_run_open(&P->st, "prove", rname, cfg_text, err);
     free(cfg_text);
-    if (rc) return rc;
-    if (strcmp(db_get(r, 0, "same"), "t")) {
-        rc = dsm_errf(err, DSM_EINVAL, "run '%s' exists with other settings (%s); choose another --run", rname,
-                      db_get(r, 0, "config"));
-        PQclear(r);
-        return rc;
-    }
-    P->st.run_id = db_get_i64(r, 0, "id", 0);
-    snprintf(P->st.run_s, sizeof P->st.run_s, "%lld", (long long)P->st.run_id);
-    PQclear(r);
-    LOG_INFO("prove: run %s (%s), problem %s", P->st.run_s, rname, P->problem_s);
-    /* jobs that died in an earlier attempt get another chance */
-    return cli_stage_requeue_dead(&P->st, err);
+    if (!rc) LOG_INFO("prove: run %s (%s), problem %s", P->st.run_s, rname, P->problem_s);
+    return rc;
 }
 
 static int print_result(struct prove *P, const struct cand *c, int n, int rounds, int as_json, struct dsm_err *err) {

@@ -102,6 +102,29 @@ int cli_stage_drain(const struct cli_stage *s, const char *kind, const char *wha
     }
 }
 
+int cli_stage_run_open(struct cli_stage *s, const char *kind, const char *name, const char *cfg_text,
+                       struct dsm_err *err) {
+    const char *v[3] = {name, cfg_text, kind};
+    PGresult *r = NULL;
+    int rc = db_exec(s->db,
+                     "WITH old AS (SELECT id, config FROM runs WHERE name = $1 AND kind = $3 ORDER BY id LIMIT 1), "
+                     "ins AS (INSERT INTO runs (name, kind, config) SELECT $1, $3, $2::jsonb WHERE NOT EXISTS "
+                     "(SELECT 1 FROM old) RETURNING id, config) SELECT id, config::text AS config, config = $2::jsonb "
+                     "AS same FROM old UNION ALL SELECT id, config::text, true FROM ins",
+                     3, v, &r, err);
+    if (rc) return rc;
+    if (strcmp(db_get(r, 0, "same"), "t")) {
+        rc = dsm_errf(err, DSM_EINVAL, "run '%s' exists with other settings (%s); choose another --run", name,
+                      db_get(r, 0, "config"));
+        PQclear(r);
+        return rc;
+    }
+    s->run_id = db_get_i64(r, 0, "id", 0);
+    snprintf(s->run_s, sizeof s->run_s, "%lld", (long long)s->run_id);
+    PQclear(r);
+    return cli_stage_requeue_dead(s, err);
+}
+
 int cli_stage_requeue_dead(const struct cli_stage *s, struct dsm_err *err) {
     const char *v[1] = {s->run_s};
     return db_exec(s->db,

@@ -48,6 +48,12 @@ int cli_stage_enqueue(const struct cli_stage *s, const char *kind, json_t *arr, 
  * requeues it, see cli_stage_requeue_dead). what labels the progress line. */
 int cli_stage_drain(const struct cli_stage *s, const char *kind, const char *what, struct dsm_err *err);
 
+/* Open (or find again) the runs row of kind named name with configuration cfg_text (JSON): a new
+ * row, or the existing one when its configuration is the same (DSM_EINVAL naming both otherwise:
+ * "choose another --run"). Sets s->run_id and s->run_s, then requeues the run's dead jobs. */
+int cli_stage_run_open(struct cli_stage *s, const char *kind, const char *name, const char *cfg_text,
+                       struct dsm_err *err);
+
 /* Give the run's dead jobs another chance (a rerun of the command calls this first). */
 int cli_stage_requeue_dead(const struct cli_stage *s, struct dsm_err *err);
 
