@@ -54,19 +54,6 @@ static void on_signal(int sig) {
     if (cli_child_pid > 0) kill(cli_child_pid, SIGTERM);
 }
 
-static void payload_add(struct prove *P, json_t *arr, const char *field, int64_t id, int round, const char *key,
-                        json_t *refine) {
-    cli_stage_payload(&P->st, arr, field, id, round, key, refine);
-}
-
-static int enqueue(struct prove *P, const char *kind, json_t *arr, struct dsm_err *err) {
-    return cli_stage_enqueue(&P->st, kind, arr, err);
-}
-
-static int drain(struct prove *P, const char *kind, const char *what, struct dsm_err *err) {
-    return cli_stage_drain(&P->st, kind, what, err);
-}
-
 /* ---- what the store holds ------------------------------------------------------------------------- */
 
 struct cand {
@@ -124,13 +111,13 @@ static int verify_all(struct prove *P, const struct cand *c, int n, int round, s
         if (!c[i].has_proof) continue;
         for (int j = 0; j < P->analyses; j++) {
             snprintf(key, sizeof key, "v:%lld:%d", (long long)c[i].id, j);
-            payload_add(P, arr, "proof_id", c[i].id, round, key, NULL);
+            cli_stage_payload(&P->st, arr, "proof_id", c[i].id, round, key, NULL);
         }
     }
-    int rc = enqueue(P, "verify", arr, err);
+    int rc = cli_stage_enqueue(&P->st, "verify", arr, err);
     char what[64];
     snprintf(what, sizeof what, "round %d: verify", round);
-    return rc ? rc : drain(P, "verify", what, err);
+    return rc ? rc : cli_stage_drain(&P->st, "verify", what, err);
 }
 
 /* The majority score of a candidate's analyses (ties to the lower score); -1 without any. */
@@ -159,10 +146,10 @@ static int run_oneshot(struct prove *P, struct cand **out, int *n, int *rounds, 
     char key[64];
     for (int i = 0; i < P->proofs; i++) {
         snprintf(key, sizeof key, "g:0:%d", i);
-        payload_add(P, arr, "problem_id", atoll(P->problem_s), 0, key, NULL);
+        cli_stage_payload(&P->st, arr, "problem_id", atoll(P->problem_s), 0, key, NULL);
     }
-    int rc = enqueue(P, "generate", arr, err);
-    if (!rc) rc = drain(P, "generate", "one-shot: generate", err);
+    int rc = cli_stage_enqueue(&P->st, "generate", arr, err);
+    if (!rc) rc = cli_stage_drain(&P->st, "generate", "one-shot: generate", err);
     if (!rc) rc = cands_get(P, "g:0:%", out, n, err);
     if (!rc) rc = verify_all(P, *out, *n, 0, err);
     free(*out);
@@ -189,14 +176,14 @@ static int run_refine(struct prove *P, struct cand **out, int *n, int *rounds, s
             active++;
             snprintf(key, sizeof key, "r:%d:%d", a, t);
             json_t *ref = a ? json_pack("[{s:I,s:s}]", "proof_id", (json_int_t)last[t], "analyses", "self") : NULL;
-            payload_add(P, arr, "problem_id", atoll(P->problem_s), a, key, ref);
+            cli_stage_payload(&P->st, arr, "problem_id", atoll(P->problem_s), a, key, ref);
         }
         if (!active) {
             json_decref(arr);
             break;
         }
         snprintf(what, sizeof what, "attempt %d: generate", a + 1);
-        if ((rc = enqueue(P, "generate", arr, err)) || (rc = drain(P, "generate", what, err))) break;
+        if ((rc = cli_stage_enqueue(&P->st, "generate", arr, err)) || (rc = cli_stage_drain(&P->st, "generate", what, err))) break;
         struct cand *c = NULL;
         int m = 0;
         snprintf(pat, sizeof pat, "r:%d:%%", a);
@@ -287,7 +274,7 @@ static int run_search(struct prove *P, struct cand **out, int *n, int *rounds, s
                 json_t *ids = NULL;
                 if ((rc = issues_of(P, pool[i % top].id, &ids, err))) break;
                 snprintf(key, sizeof key, "s:%d:%d", r, i);
-                payload_add(P, arr, "problem_id", atoll(P->problem_s), r, key,
+                cli_stage_payload(&P->st, arr, "problem_id", atoll(P->problem_s), r, key,
                             json_pack("[{s:I,s:o}]", "proof_id", (json_int_t)pool[i % top].id, "analyses", ids));
             }
             free(pool);
@@ -298,11 +285,11 @@ static int run_search(struct prove *P, struct cand **out, int *n, int *rounds, s
         } else {
             for (int i = 0; i < P->pool; i++) {
                 snprintf(key, sizeof key, "s:0:%d", i);
-                payload_add(P, arr, "problem_id", atoll(P->problem_s), 0, key, NULL);
+                cli_stage_payload(&P->st, arr, "problem_id", atoll(P->problem_s), 0, key, NULL);
             }
         }
         snprintf(what, sizeof what, "round %d: generate", r);
-        if ((rc = enqueue(P, "generate", arr, err)) || (rc = drain(P, "generate", what, err))) break;
+        if ((rc = cli_stage_enqueue(&P->st, "generate", arr, err)) || (rc = cli_stage_drain(&P->st, "generate", what, err))) break;
         snprintf(pat, sizeof pat, "s:%d:%%", r);
         if ((rc = cands_get(P, pat, &pool, &m, err))) break;
         rc = verify_all(P, pool, m, r, err);

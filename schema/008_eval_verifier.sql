@@ -17,25 +17,14 @@ LANGUAGE sql IMMUTABLE AS $$
            / nullif(1 - ((tp + fp) * (tp + fn) + (fn + tn) * (fp + tn)) / ((tp + fp + fn + tn) ^ 2), 0) END
 $$;
 
--- One row per scored verifier analysis recorded under a run, with the proof's reference label.
+-- One row per scored verifier analysis recorded under a run, with the proof's reference label:
+-- verifier_judgements (002, 007) with the run and the seed of each analysis.
 CREATE VIEW verifier_run_judgements AS
-SELECT v.run_id,
-       v.id                                  AS verification_id,
-       v.seed,
-       coalesce(vm.name, '(unknown)')        AS verifier,
-       p.id                                  AS proof_id,
-       pr.source                             AS problem_source,
-       coalesce(gm.name, '(unknown)')        AS generator,
-       l.source                              AS reference,
-       l.value                               AS reference_label,
-       v.score
-FROM verifications v
-JOIN proofs p ON p.id = v.proof_id
-JOIN problems pr ON pr.id = p.problem_id
-JOIN labels l ON l.proof_id = p.id AND l.source IN ('human', 'ground_truth') AND l.value IS NOT NULL
-LEFT JOIN models vm ON vm.id = v.model_id
-LEFT JOIN models gm ON gm.id = p.model_id
-WHERE v.score IS NOT NULL AND v.kind = 'analysis' AND v.run_id IS NOT NULL;
+SELECT v.run_id, j.verification_id, v.seed, j.verifier, j.proof_id, j.problem_source, j.generator,
+       j.reference, j.reference_label, j.score
+FROM verifier_judgements j
+JOIN verifications v ON v.id = j.verification_id
+WHERE v.run_id IS NOT NULL;
 
 -- One row per (run, verifier, proof, reference): the histogram of its analyses and their vote.
 CREATE VIEW verifier_run_votes AS

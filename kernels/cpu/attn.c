@@ -34,20 +34,14 @@ AVX512 void attn_scores_avx512(float *p, const float *q, const float *k, int n, 
     }
 }
 
-AVX512 void attn_accum_avx512(float *o, const float *p, const float *v1, int n1, const float *v2, int n2, int stride,
-                              int D, int from_o) {
+AVX512 void attn_accum_avx512(float *o, const float *p, const float *v, int n, int stride, int D, int from_o) {
     __m512 acc[ATTN_MAX_D / 16];
     int nv = D / 16;
     for (int j = 0; j < nv; j++) acc[j] = from_o ? _mm512_loadu_ps(o + 16 * j) : _mm512_setzero_ps();
-    for (int part = 0; part < 2; part++) {
-        const float *v = part ? v2 : v1;
-        const float *pp = part ? p + n1 : p;
-        int n = part ? n2 : n1;
-        for (int s = 0; s < n; s++) {
-            __m512 ps = _mm512_set1_ps(pp[s]);
-            const float *vr = v + (size_t)s * stride;
-            for (int j = 0; j < nv; j++) acc[j] = _mm512_fmadd_ps(ps, _mm512_loadu_ps(vr + 16 * j), acc[j]);
-        }
+    for (int s = 0; s < n; s++) {
+        __m512 ps = _mm512_set1_ps(p[s]);
+        const float *vr = v + (size_t)s * stride;
+        for (int j = 0; j < nv; j++) acc[j] = _mm512_fmadd_ps(ps, _mm512_loadu_ps(vr + 16 * j), acc[j]);
     }
     for (int j = 0; j < nv; j++) _mm512_storeu_ps(o + 16 * j, acc[j]);
 }

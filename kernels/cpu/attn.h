@@ -11,12 +11,11 @@ int attn_avx512_ok(int D);
 /* p[s] = scale * dot(q (D), k row s) for s < n; key rows are `stride` floats apart. */
 void attn_scores_avx512(float *p, const float *q, const float *k, int n, int stride, int D, float scale);
 
-/* o (D) = sum_s p[s] * v1 row s for s < n1, then + p[n1 + s] * v2 row s for s < n2, in that
- * order (one accumulator chain, so splitting the rows over two places changes no bit); value
- * rows are `stride` floats apart. With from_o the chain starts from o's values instead of 0
- * (continuing a sum attn_accum_multi_avx512 began). */
-void attn_accum_avx512(float *o, const float *p, const float *v1, int n1, const float *v2, int n2, int stride, int D,
-                       int from_o);
+/* o (D) = sum_s p[s] * v row s for s < n; value rows are `stride` floats apart. With from_o the
+ * accumulator chain starts from o's values instead of 0: a sum over rows stored in two places
+ * (a shared prefix, then a sequence's own rows) continued this way has the same bits as one
+ * pass over a contiguous copy. */
+void attn_accum_avx512(float *o, const float *p, const float *v, int n, int stride, int D, int from_o);
 
 /* Several queries (nq <= ATTN_MULTI) over the same n keys, each key row loaded once for all:
  * p[i][s] = scale * dot(q[i], k row s), with exactly attn_scores_avx512's arithmetic. */

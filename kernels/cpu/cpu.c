@@ -157,7 +157,8 @@ static void head_attend(float *o, float *p, const float *q, const float *k1, con
         attn_scores_avx512(p, q, k1, n1, stride, D, scale);
         if (n2) attn_scores_avx512(p + n1, q, k2, n2, stride, D, scale);
         softmax_inplace(p, n);
-        attn_accum_avx512(o, p, v1, n1, v2, n2, stride, D, 0);
+        attn_accum_avx512(o, p, v1, n1, stride, D, 0);
+        if (n2) attn_accum_avx512(o, p + n1, v2, n2, stride, D, 1);
         return;
     }
     for (int s = 0; s < n; s++) {
@@ -256,7 +257,7 @@ static void cpu_attention_decode(struct dsm_backend *be, float *out, const float
         for (int j = 0; j < gn; j++) {
             int b = ord[g0 + j];
             const float *v2 = v + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
-            attn_accum_avx512(oo[j], pp[j] + n1, v2, len[b] - n1, NULL, 0, KV, D, 1);
+            attn_accum_avx512(oo[j], pp[j] + n1, v2, len[b] - n1, KV, D, 1);
         }
     }
 }
