@@ -3,6 +3,7 @@
 #include "kernels/cpu/attn.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 #define AVX512 __attribute__((target("avx512f")))
 
@@ -119,5 +120,63 @@ AVX512 void attn_accum_multi_avx512(float *const *o, const float *const *p, int 
     case 2: accum_multi(o, p, nq, v, n, stride, 2); break;
     case 3: accum_multi(o, p, nq, v, n, stride, 3); break;
     default: accum_multi(o, p, nq, v, n, stride, 4); break;
+    }
+}
+
+/* e^x for x <= 88.7 (below -87.3, where float32 runs out of normal numbers, the result is 0): x = n ln2 + r with |r| <= ln2 / 2, e^r by
+ * a degree-6 polynomial (the Cephes single-precision coefficients), times 2^n by scalef. Within 2 ulp
+ * of expf on the range softmax and cross-entropy use. */
+AVX512 static inline __m512 exp512(__m512 x) {
+    __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_NLT_UQ), nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    __m512 x0 = x;
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3f));
+    x = _mm512_min_ps(x, _mm512_set1_ps(88.7f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_mask_mov_ps(_mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n)), nan, x0); /* NaN stays NaN */
+}
+
+AVX512 float vec_max_avx512(const float *x, int n) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+    if (i < n) m = _mm512_mask_max_ps(m, (__mmask16)((1u << (n - i)) - 1), m, _mm512_maskz_loadu_ps((__mmask16)((1u << (n - i)) - 1), x + i));
+    return _mm512_reduce_max_ps(m);
+}
+
+AVX512 float vec_exp_sum_avx512(float *dst, const float *x, int n, float sub, float mul) {
+    __m512 s = _mm512_setzero_ps(), vs = _mm512_set1_ps(sub), vm = _mm512_set1_ps(mul);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs));
+        s = _mm512_add_ps(s, e);
+        if (dst) _mm512_storeu_ps(dst + i, _mm512_mul_ps(e, vm));
+    }
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vs)));
+        s = _mm512_add_ps(s, e);
+        if (dst) _mm512_mask_storeu_ps(dst + i, k, _mm512_mul_ps(e, vm));
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
+AVX512 void attn_softmax_avx512(float *p, int n) {
+    float mx = vec_max_avx512(p, n);
+    float inv = 1.0f / vec_exp_sum_avx512(p, p, n, mx, 1.0f);
+    __m512 vi = _mm512_set1_ps(inv);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(p + i, _mm512_mul_ps(_mm512_loadu_ps(p + i), vi));
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(p + i, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, p + i), vi));
     }
 }

@@ -28,4 +28,14 @@ void attn_scores_multi_avx512(float *const *p, const float *const *q, int nq, co
  * loaded once for all; the same accumulator chains as attn_accum_avx512 from 0. */
 void attn_accum_multi_avx512(float *const *o, const float *const *p, int nq, const float *v, int n, int stride, int D);
 
+/* Softmax in place over p[0..n) (scores already scaled), vectorised exp (within 2 ulp of expf). */
+void attn_softmax_avx512(float *p, int n);
+
+/* max of x[0..n) (n >= 1). */
+float vec_max_avx512(const float *x, int n);
+
+/* Σ exp(x[i] − sub) over i < n; when dst is not NULL also dst[i] = mul · exp(x[i] − sub) (dst may
+ * be x). For cross-entropy and softmax rows. */
+float vec_exp_sum_avx512(float *dst, const float *x, int n, float sub, float mul);
+
 #endif

@@ -132,8 +132,14 @@ static void cpu_rope(struct dsm_backend *be, float *x, const int32_t *pos, const
     }
 }
 
-/* Softmax in place over p[0..n) with scores already scaled; entries beyond n are untouched. */
-static void softmax_inplace(float *p, int n) {
+/* Softmax in place over p[0..n) with scores already scaled; entries beyond n are untouched.
+ * fast: the AVX-512 version (vectorised exp); every caller that must agree with another (a
+ * sequence decoded alone or in a group) passes the same flag. */
+static void softmax_inplace(float *p, int n, int fast) {
+    if (fast) {
+        attn_softmax_avx512(p, n);
+        return;
+    }
     float mx = -INFINITY;
     for (int s = 0; s < n; s++) mx = p[s] > mx ? p[s] : mx;
     float sum = 0.0f;
@@ -156,7 +162,7 @@ static void head_attend(float *o, float *p, const float *q, const float *k1, con
     if (fast) {
         attn_scores_avx512(p, q, k1, n1, stride, D, scale);
         if (n2) attn_scores_avx512(p + n1, q, k2, n2, stride, D, scale);
-        softmax_inplace(p, n);
+        softmax_inplace(p, n, 1);
         attn_accum_avx512(o, p, v1, n1, stride, D, 0);
         if (n2) attn_accum_avx512(o, p + n1, v2, n2, stride, D, 1);
         return;
@@ -168,7 +174,7 @@ static void head_attend(float *o, float *p, const float *q, const float *k1, con
         for (int i = 0; i < D; i++) d += q[i] * kv[i];
         p[s] = d * scale;
     }
-    softmax_inplace(p, n);
+    softmax_inplace(p, n, 0);
     for (int i = 0; i < D; i++) o[i] = 0.0f;
     for (int s = 0; s < n; s++) {
         const float *vv = s < n1 ? v1 + (size_t)s * stride : v2 + (size_t)(s - n1) * stride;
@@ -251,7 +257,7 @@ static void cpu_attention_decode(struct dsm_backend *be, float *out, const float
             int b = ord[g0 + j];
             const float *k2 = k + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
             if (len[b] > n1) attn_scores_avx512(pp[j] + n1, qq[j], k2, len[b] - n1, KV, D, scale);
-            softmax_inplace(pp[j], len[b]);
+            softmax_inplace(pp[j], len[b], 1);
         }
         attn_accum_multi_avx512(oo, cp, gn, vp, n1, KV, D);
         for (int j = 0; j < gn; j++) {
@@ -287,7 +293,7 @@ static void attention_gemm(struct cpu_impl *ci, float *out, const float *q, cons
         for (int t = 0; t < T; t++) {
             float *p = sc + (size_t)t * S;
             int n = pos0 + t + 1;
-            softmax_inplace(p, n);
+            softmax_inplace(p, n, ci->avx512);
             for (int s2 = n; s2 < S; s2++) p[s2] = 0.0f;
         }
         ci->blas->sgemm(BLAS_ROW_MAJOR, BLAS_NO_TRANS, BLAS_NO_TRANS, T, D, S, 1.0f, sc, S,

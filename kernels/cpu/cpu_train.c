@@ -14,6 +14,7 @@
 
 #include "common/util.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/attn.h"
 #include "kernels/cpu/cpu_impl.h"
 
 /* Work (multiply-adds or elements) below which an op runs on one thread. */
@@ -166,10 +167,15 @@ static void cpu_attention_backward(struct dsm_backend *be, float *dq, float *dk,
             for (int t = 0; t < T; t++) {
                 float *p = P + (size_t)t * T, *dp = dP + (size_t)t * T;
                 int n = t + 1;
-                float mx = -INFINITY, sum = 0.0f, rowdot = 0.0f;
-                for (int s = 0; s < n; s++) mx = p[s] > mx ? p[s] : mx;
-                for (int s = 0; s < n; s++) sum += (p[s] = expf(p[s] - mx));
-                float inv = 1.0f / sum;
+                float rowdot = 0.0f, inv = 1.0f;
+                if (ci->avx512) { /* as the forward (cpu.c softmax_inplace) */
+                    attn_softmax_avx512(p, n);
+                } else {
+                    float mx = -INFINITY, sum = 0.0f;
+                    for (int s = 0; s < n; s++) mx = p[s] > mx ? p[s] : mx;
+                    for (int s = 0; s < n; s++) sum += (p[s] = expf(p[s] - mx));
+                    inv = 1.0f / sum;
+                }
 #pragma omp simd reduction(+ : rowdot)
                 for (int s = 0; s < n; s++) {
                     p[s] *= inv;
@@ -201,16 +207,20 @@ static void cpu_swiglu_backward(struct dsm_backend *be, float *dgate, float *dup
 
 static void cpu_cross_entropy(struct dsm_backend *be, float *logp, float *dlogits, const float *logits,
                               const int32_t *targets, int R, int V, float grad_scale) {
-    int nt = IMPL(be)->n_threads;
+    int nt = IMPL(be)->n_threads, fast = IMPL(be)->avx512;
 #pragma omp parallel for schedule(static) num_threads(nt) if (R > 1 && (size_t)R * V >= PAR_MIN_ELEMS)
     for (int r = 0; r < R; r++) {
         const float *x = logits + (size_t)r * V;
         int tg = targets[r];
-        float mx = -INFINITY;
-        for (int c = 0; c < V; c++) mx = x[c] > mx ? x[c] : mx;
-        float sum = 0.0f;
+        float mx = -INFINITY, sum = 0.0f;
+        if (fast) {
+            mx = vec_max_avx512(x, V);
+            sum = vec_exp_sum_avx512(NULL, x, V, mx, 1.0f);
+        } else {
+            for (int c = 0; c < V; c++) mx = x[c] > mx ? x[c] : mx;
 #pragma omp simd reduction(+ : sum)
-        for (int c = 0; c < V; c++) sum += expf(x[c] - mx);
+            for (int c = 0; c < V; c++) sum += expf(x[c] - mx);
+        }
         float lse = mx + logf(sum);
         logp[r] = tg >= 0 ? x[tg] - lse : 0.0f;
         if (!dlogits) continue;
@@ -219,8 +229,12 @@ static void cpu_cross_entropy(struct dsm_backend *be, float *logp, float *dlogit
             memset(d, 0, sizeof(float) * (size_t)V);
             continue;
         }
+        if (fast) {
+            vec_exp_sum_avx512(d, x, V, lse, grad_scale);
+        } else {
 #pragma omp simd
-        for (int c = 0; c < V; c++) d[c] = grad_scale * expf(x[c] - lse);
+            for (int c = 0; c < V; c++) d[c] = grad_scale * expf(x[c] - lse);
+        }
         d[tg] -= grad_scale;
     }
 }
