@@ -36,6 +36,7 @@
 #include "cli/cli.h"
 #include "common/db.h"
 #include "common/log.h"
+#include "common/lora.h"
 #include "common/synth.h"
 #include "common/train_ckpt.h"
 #include "common/util.h"
@@ -63,6 +64,8 @@ struct loop_cfg {
     int updates, grpo_batch, grpo_max_len, train[R_N];
     char gen_reward[8];       /* "v2" (model rewards) or "rule" (answer problems, DeepSeekMath V1) */
     double human_share;       /* share of proofs whose human/ground-truth label trains the verifier */
+    char grpo_lora[128];      /* "" full fine-tuning; else a LoRA spec: GRPO trains an adapter of the
+                               * role's starting model, which stays the KL reference */
 };
 
 struct loop {
@@ -72,6 +75,7 @@ struct loop {
     int64_t run_id;
     char run_s[24];
     char cur[R_N][2400]; /* the current model directory of each role (remote: its http: spec) */
+    char base[R_N][2400]; /* the model each role started the rounds with (the LoRA base) */
     int remote[R_N];     /* 1: served by an OpenAI-compatible endpoint (never trained here) */
     int tty, quiet;
     json_t *summary;     /* stages and their seconds, for --summary */
@@ -215,7 +219,15 @@ static int cfg_load(const char *path, struct loop_cfg *c, json_t **raw, struct d
         else if (!strcmp(k, "grpo_max_len")) rc = cfg_int(v, k, 16, 1 << 20, &c->grpo_max_len, err);
         else if (!strcmp(k, "train")) rc = cfg_roles_int(v, k, 0, 1, c->train, err);
         else if (!strcmp(k, "human_share")) rc = cfg_num(v, k, 0, 1, &c->human_share, err);
-        else if (!strcmp(k, "generator_reward")) {
+        else if (!strcmp(k, "grpo_lora")) {
+            struct dsm_lora_cfg lc;
+            if (!(rc = cfg_str(v, k, c->grpo_lora, sizeof c->grpo_lora, err)) && c->grpo_lora[0] &&
+                dsm_lora_parse(c->grpo_lora, &lc, err)) {
+                char msg[sizeof err->msg];
+                snprintf(msg, sizeof msg, "%s", err->msg);
+                rc = dsm_errf(err, DSM_EINVAL, "\"grpo_lora\": %s", msg);
+            }
+        } else if (!strcmp(k, "generator_reward")) {
             if (!(rc = cfg_str(v, k, c->gen_reward, sizeof c->gen_reward, err)) && strcmp(c->gen_reward, "v2") &&
                 strcmp(c->gen_reward, "rule"))
                 rc = dsm_errf(err, DSM_EINVAL, "\"generator_reward\" must be \"v2\" or \"rule\"");
@@ -756,7 +768,13 @@ static int stage_grpo(struct loop *L, int round, int role, json_t *det, struct d
     char *av[] = {"dsm", "train", "grpo", "--role", (char *)role_names[role], "--model", L->cur[role], "--out", out,
                   "--run-id", L->run_s, "--round", rs, "--template", L->c.template_, "--lr", lr, "--beta", beta, "--eps", eps,
                   "--updates", upd, "--batch-size", bs, "--max-len", ml, "--threads", thr, "--reward",
-                  role == R_GEN ? L->c.gen_reward : "v2", "--human-share", hs, NULL};
+                  role == R_GEN ? L->c.gen_reward : "v2", "--human-share", hs, NULL, NULL, NULL};
+    if (L->c.grpo_lora[0]) { /* LoRA: the base stays --model (the KL reference); the adapter grows round by round */
+        int first = !strcmp(L->cur[role], L->base[role]);
+        av[6] = L->base[role];
+        av[DSM_ARRAY_LEN(av) - 3] = first ? "--lora" : "--adapter";
+        av[DSM_ARRAY_LEN(av) - 2] = first ? L->c.grpo_lora : L->cur[role];
+    }
     snprintf(label, sizeof label, "round %d: GRPO %s", round, role_names[role]);
     if (run_child(L, label, stage, av, sum)) return g_stop ? dsm_errf(err, DSM_EIO, "interrupted") : dsm_errf(err, DSM_EIO, "GRPO of the %s failed", role_names[role]);
     json_error_t je;
@@ -1054,6 +1072,7 @@ int cmd_loop(int argc, char **argv) {
             rc = bootstrap(L, r, &err);
         }
     }
+    for (int r = 0; r < R_N; r++) snprintf(L->base[r], sizeof L->base[r], "%s", L->cur[r]);
     for (int round = 1; round <= L->c.rounds + 1 && !rc && !g_stop; round++) rc = run_round(L, round, round <= L->c.rounds, &err);
     if (g_stop) {
         fprintf(stderr, "dsm loop: interrupted; run the same command again to continue from the last finished stage\n");

@@ -15,8 +15,12 @@
  * Token sequences are rebuilt as the service sampled them: the role's template renders the
  * prompt, the model's chat format and tokenizer encode it, then the raw output and EOS (finish
  * "stop"). The template must be the one recorded in the rows' sampling (checked).
- * The reference policy is the model at the start of the update (iterative GRPO resets it each
- * round), so old and reference log-probabilities are one forward pass of the starting weights.
+ * The reference policy, full fine-tuning: the model at the start of the update (iterative GRPO
+ * resets it each round), so old and reference log-probabilities are one forward pass of the
+ * starting weights. With LoRA (--lora for a new adapter, --adapter to continue one) --model is the
+ * frozen base and the reference is that base with the adapter switched off (no second copy of the
+ * weights); the sampling policy is base + adapter. The output directory then holds the adapter
+ * (PEFT files, for the next round's --adapter) and the merged model (what the services load).
  * See docs/loop.md. */
 #include <jansson.h>
 #include <math.h>
@@ -30,6 +34,7 @@
 #include "common/db.h"
 #include "common/grpo.h"
 #include "common/log.h"
+#include "common/lora.h"
 #include "common/model.h"
 #include "common/optim.h"
 #include "common/role.h"
@@ -77,7 +82,7 @@ struct rollout {
 };
 
 struct grpo_args {
-    const char *role, *model, *out, *label_origin, *template_path, *device, *reward;
+    const char *role, *model, *out, *label_origin, *template_path, *device, *reward, *lora, *adapter;
     long run_id, round, seed;
     int updates, batch, max_len, threads, dry_run;
     double beta, eps, lr, wd, max_grad_norm, human_share;
@@ -139,6 +144,14 @@ static int build_ids(const struct chat_format *fmt, const struct dsm_tokenizer *
     return rc;
 }
 
+/* The updated policy into a->out: the weights, or with LoRA the adapter (PEFT files, to continue
+ * it next round) and the base with the adapter merged in (the model the services load). */
+static int write_out(const struct grpo_args *a, struct dsm_model *m, struct dsm_lora *lora, struct dsm_err *err) {
+    int rc = DSM_OK;
+    if (lora && ((rc = dsm_lora_save(lora, a->out, a->model, err)) || (rc = dsm_lora_merge(lora, err)))) return rc;
+    return dsm_ckpt_write_weights(a->out, a->model, m, err);
+}
+
 static int run_grpo(struct grpo_args *a) {
     const char *cmd = "train grpo";
     int is_ver = !strcmp(a->role, "verifier");
@@ -151,7 +164,12 @@ static int run_grpo(struct grpo_args *a) {
         a->max_grad_norm < 0)
         return cli_usage_error(cmd, "need --updates >= 1, --batch-size >= 1, --max-len >= 2, --lr > 0, --beta >= 0, "
                                     "--eps > 0, --weight-decay >= 0, --max-grad-norm >= 0");
+    struct dsm_lora_cfg lcfg;
+    if (a->lora && a->adapter) return cli_usage_error(cmd, "--lora starts a new adapter and --adapter continues one: give one");
     struct dsm_err err = {0};
+    if (a->lora && dsm_lora_parse(a->lora, &lcfg, &err)) return cli_usage_error(cmd, "--lora: %s", err.msg);
+    struct dsm_lora *lora = NULL;
+    float **refp = NULL;
     struct role_template tmpl = {0};
     struct dsm_db *db = NULL;
     struct dsm_tokenizer *tok = NULL;
@@ -274,24 +292,40 @@ static int run_grpo(struct grpo_args *a) {
     }
     struct dsm_model_opts mo = {.max_tokens = 1, .max_seq = a->max_len, .wdtype = DSM_DT_F32};
     if (!a->dry_run && (rc = dsm_model_load(a->model, be, &mo, &m, &err))) goto fail;
+    /* a fresh adapter's A is seeded from the run and round, so a rerun writes the same weights */
+    if (!a->dry_run && a->adapter && (rc = dsm_lora_load(m, a->adapter, &lora, &err))) goto fail;
+    if (!a->dry_run && a->lora && (rc = dsm_lora_create(m, &lcfg, (uint64_t)a->run_id * 1000003u + (uint64_t)a->round, &lora, &err)))
+        goto fail;
     if (a->dry_run) {
     } else if (used) {
-        struct dsm_train_opts to = {.max_rows = a->batch * a->max_len, .max_seq = a->max_len};
+        struct dsm_train_opts to = {.max_rows = a->batch * a->max_len, .max_seq = a->max_len, .lora = lora};
         if ((rc = dsm_train_create(m, &to, &t, &err)) || (rc = dsm_train_params(t, &params, &n_params, &err))) goto fail;
         struct dsm_optim_cfg oc;
         dsm_optim_cfg_default(&oc);
         oc.lr = a->lr, oc.weight_decay = a->wd, oc.max_grad_norm = a->max_grad_norm, oc.sched = DSM_SCHED_CONSTANT;
         oc.total_steps = a->updates;
         if ((rc = dsm_optim_create(be, params, n_params, &oc, &o, &err))) goto fail;
+        if (lora && !(refp = calloc((size_t)used, sizeof *refp))) {
+            rc = dsm_errf(&err, DSM_ENOMEM, "out of memory");
+            goto fail;
+        }
         for (int s = 0; s < used; s++) {
-            if (!(old[s] = malloc(sizeof(float) * (size_t)(seqs[s].T - seqs[s].prompt_len)))) {
+            size_t L = sizeof(float) * (size_t)(seqs[s].T - seqs[s].prompt_len);
+            if (!(old[s] = malloc(L)) || (lora && !(refp[s] = malloc(L)))) {
                 rc = dsm_errf(&err, DSM_ENOMEM, "out of memory");
                 goto fail;
             }
             seqs[s].old_logp = old[s];
-            seqs[s].ref_logp = old[s]; /* the reference is the round's starting policy */
+            /* the reference: the base model (adapter off) with LoRA, else the round's starting policy */
+            seqs[s].ref_logp = lora ? refp[s] : old[s];
         }
         if ((rc = grpo_token_logp(t, seqs, used, old, &err))) goto fail;
+        if (lora) {
+            dsm_train_lora_enable(t, 0);
+            rc = grpo_token_logp(t, seqs, used, refp, &err);
+            dsm_train_lora_enable(t, 1);
+            if (rc) goto fail;
+        }
         for (int u = 0; u < a->updates; u++) {
             memset(&st, 0, sizeof st);
             dsm_train_zero_grad(t);
@@ -302,16 +336,17 @@ static int run_grpo(struct grpo_args *a) {
                      st.tokens ? st.kl_sum / st.tokens : 0.0, st.tokens ? st.ratio_sum / st.tokens : 0.0,
                      st.tokens ? (double)st.clipped / st.tokens : 0.0, gnorm);
         }
-        if ((rc = dsm_ckpt_write_model(a->out, a->model, t, &err))) goto fail;
+        if ((rc = write_out(a, m, lora, &err))) goto fail;
     } else {
         LOG_WARN("no group with different rewards: the model is written unchanged");
-        if ((rc = dsm_ckpt_write_weights(a->out, a->model, m, &err))) goto fail;
+        if ((rc = write_out(a, m, lora, &err))) goto fail;
     }
-    json_t *sum = json_pack("{s:s,s:i,s:f,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:I,s:f,s:s?}", "role", a->role, "rollouts", n,
+    json_t *sum = json_pack("{s:s,s:i,s:f,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:I,s:f,s:s?,s:s}", "role", a->role, "rollouts", n,
                             "mean_reward", n ? rsum / n : 0.0, "groups", groups, "groups_flat", flat, "sequences", used,
                             "loss", st.loss, "kl", st.tokens ? st.kl_sum / st.tokens : 0.0, "clip_frac",
                             st.tokens ? (double)st.clipped / st.tokens : 0.0, "grad_norm", gnorm, "tokens", (json_int_t)st.tokens,
-                            "lr", a->lr, "out", a->dry_run ? NULL : a->out);
+                            "lr", a->lr, "out", a->dry_run ? NULL : a->out, "reference",
+                            lora ? "base model (adapter off)" : "policy at the start of the update");
     char *s = sum ? json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(sum);
     if (s) printf("%s\n", s);
@@ -324,10 +359,13 @@ fail:
 out:
     for (int i = 0; ro && i < n; i++) free(ro[i].ids);
     for (int i = 0; old && i < used; i++) free(old[i]);
+    for (int i = 0; refp && i < used; i++) free(refp[i]);
+    free(refp);
     free(ro), free(seqs), free(old), free(params);
     PQclear(r);
     dsm_optim_destroy(o);
     dsm_train_destroy(t);
+    dsm_lora_destroy(lora);
     dsm_model_destroy(m);
     dsm_backend_destroy(be);
     tok_destroy(tok);
@@ -360,6 +398,9 @@ int cmd_train_grpo(int argc, char **argv) {
         {"--max-grad-norm", CLI_DOUBLE, &a.max_grad_norm, "N", "global-norm clipping, 0 = off (default 1)"},
         {"--batch-size", CLI_INT, &a.batch, "N", "sequences per micro-batch (default 16)"},
         {"--max-len", CLI_INT, &a.max_len, "N", "longest prompt + output in tokens; longer groups are left out (default 1024)"},
+        {"--lora", CLI_STR, &a.lora, "SPEC",
+         "train a new LoRA adapter on --model (r=8,alpha=16,targets=...; lora.h); the KL reference is --model itself"},
+        {"--adapter", CLI_STR, &a.adapter, "DIR", "continue this LoRA adapter of --model (a previous round's --out)"},
         {"--device", CLI_STR, &a.device, "D", "auto, cpu or ref (default auto)"},
         {"--dry-run", CLI_FLAG, &a.dry_run, NULL, "compute and print the rewards only (no --model or --out needed; nothing trained)"},
         {"--threads", CLI_INT, &a.threads, "N", "CPU threads (default all)"},

@@ -101,6 +101,11 @@ void dsm_train_set_seed(struct dsm_train *t, uint64_t seed);
 /* The adapter trained, or NULL for full fine-tuning. */
 struct dsm_lora *dsm_train_lora(struct dsm_train *t);
 
+/* on = 0: following forwards leave the adapter out, so they compute the frozen base model (the
+ * reference policy of GRPO with LoRA: no second copy of the weights); on = 1 (the default): the
+ * adapter is in. Only for dsm_train_token_logp: a batch with backward needs the adapter on. */
+void dsm_train_lora_enable(struct dsm_train *t, int on);
+
 /* The model trained. */
 struct dsm_model *dsm_train_model(struct dsm_train *t);
 

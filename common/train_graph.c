@@ -69,6 +69,7 @@ struct dsm_train {
     double dropout;          /* LoRA dropout probability (0: none) */
     uint64_t seed;           /* dropout masks of the next batch derive from it */
     int training;            /* 1 inside a batch with backward: dropout active */
+    int lora_off;            /* 1: the forward leaves the adapter out (the base model's outputs) */
 };
 
 #define W(p, l) (*dsm_model_wslot(t->m, (p), (l)))
@@ -274,6 +275,8 @@ void dsm_train_zero_grad(struct dsm_train *t) {
 
 struct dsm_lora *dsm_train_lora(struct dsm_train *t) { return t->lora; }
 
+void dsm_train_lora_enable(struct dsm_train *t, int on) { t->lora_off = !on; }
+
 void dsm_train_set_seed(struct dsm_train *t, uint64_t seed) { t->seed = seed; }
 
 /* Dropout seed of the adapter of p in layer l for the current batch. */
@@ -324,7 +327,7 @@ int dsm_train_params(struct dsm_train *t, struct dsm_optim_tensor **out, int *n,
 
 /* y (M, N) += s · (x Aᵀ) Bᵀ when p is adapted in layer l, keeping s · x Aᵀ for the backward. */
 static void lora_forward(struct dsm_train *t, enum dsm_param p, int l, const float *x, float *y, int M, int N, int K) {
-    if (!t->lora) return;
+    if (!t->lora || t->lora_off) return;
     const float *A = dsm_lora_a(t->lora, p, l), *B = dsm_lora_b(t->lora, p, l);
     if (!A) return;
     struct dsm_backend *be = t->be;
@@ -579,6 +582,8 @@ static int loss_chunks(struct dsm_train *t, int N, float grad_scale, const struc
 static int batch_core(struct dsm_train *t, const int32_t *ids, const int32_t *labels, int B, int T,
                       float grad_scale, const struct row_grad *rg, int backward, double *nll_sum, int *n_valid,
                       struct dsm_err *err) {
+    if (backward && t->lora_off)
+        return dsm_errf(err, DSM_EINVAL, "a training batch with the LoRA adapter switched off (dsm_train_lora_enable)");
     int rc = upload_batch(t, ids, labels, B, T, err);
     if (rc) return rc;
     const struct dsm_model_config *c = &t->m->cfg;

@@ -125,6 +125,22 @@ if "$DSM" train grpo --role generator --reward rule --model "$gen0" --out "$T/ru
 grep -q '"mean_reward":0.5,' "$T/rule.json" && grep -q '"groups":2,' "$T/rule.json" && ok "rule rewards: half the answers right, groups used" ||
   bad "rule summary: $(cat "$T/rule.json")"
 cmp -s "$T/rule/model.safetensors" "$gen0/model.safetensors" && bad "the rule update changed nothing" || ok "the rule update changed the weights"
+# GRPO with LoRA on the same rollouts: the reference is the base with the adapter off; the output
+# holds the adapter and the merged model; a second update continues the adapter (its KL is > 0 at once)
+if "$DSM" train grpo --role generator --reward rule --model "$gen0" --out "$T/lora1" --run-id "$NR" --round 1 --template synth \
+     --lora r=4,alpha=8 --lr 1e-2 --max-len 256 >"$T/lora1.json" 2>"$T/lora1.err"; then ok "train grpo --lora"; else bad "lora: $(tail -3 "$T/lora1.err")"; fi
+grep -q '"reference":"base model (adapter off)"' "$T/lora1.json" && [ -s "$T/lora1/adapter_model.safetensors" ] &&
+  [ -s "$T/lora1/adapter_config.json" ] && "$DSM" model info --model "$T/lora1" >/dev/null 2>&1 &&
+  ok "LoRA update: adapter and merged model written, reference = base" || bad "LoRA output: $(cat "$T/lora1.json"; ls "$T/lora1")"
+cmp -s "$T/lora1/model.safetensors" "$gen0/model.safetensors" && bad "the LoRA update changed nothing" || ok "the merged LoRA model differs from the base"
+if "$DSM" train grpo --role generator --reward rule --model "$gen0" --adapter "$T/lora1" --out "$T/lora2" --run-id "$NR" --round 1 \
+     --template synth --lr 1e-2 --max-len 256 >"$T/lora2.json" 2>"$T/lora2.err"; then ok "train grpo --adapter"; else bad "adapter: $(tail -3 "$T/lora2.err")"; fi
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["kl"] > 0 else 1)' "$T/lora2.json" &&
+  ! cmp -s "$T/lora1/adapter_model.safetensors" "$T/lora2/adapter_model.safetensors" &&
+  ok "a continued adapter: KL against the base > 0 from its first update, adapter changed" || bad "continued adapter: $(cat "$T/lora2.json")"
+expect_fail "--lora and --adapter together" 2 'give one' -- "$DSM" train grpo --role generator --model "$gen0" --out "$T/x" \
+  --run-id "$NR" --round 1 --lora r=4 --adapter "$T/lora1"
+expect_fail "a bad LoRA spec" 2 '--lora' -- "$DSM" train grpo --role generator --model "$gen0" --out "$T/x" --run-id "$NR" --round 1 --lora r=0
 q "UPDATE problems SET gold_answer = NULL WHERE id IN (SELECT problem_id FROM proofs WHERE run_id = $NR AND round = 1)" >/dev/null
 expect_fail "rule rewards need gold answers" 2 'no gold answer' -- "$DSM" train grpo --role generator --reward rule --model "$gen0" \
   --out "$T/rule2" --run-id "$NR" --round 1 --template synth
@@ -147,6 +163,23 @@ v1_stages=$(q "SELECT string_agg(DISTINCT stage, ',' ORDER BY stage) FROM loop_s
 [ "$(q "SELECT count(*) FROM verifications WHERE run_id = $VR") $(q "SELECT count(*) FROM proofs WHERE run_id = $VR")" = "0 6" ] && ok "V1 loop: 6 answers, no verification" || bad "V1 loop rows: $(q "SELECT count(*) FROM proofs WHERE run_id = $VR")"
 [ "$(q "SELECT count(*) FROM proofs WHERE run_id = $VR AND sampling->>'prompt' ~ '^file:v1.md@'")" = 6 ] && ok "V1 loop: the template file recorded" || bad "V1 loop: template id"
 [ "$(q "SELECT count(*) FROM metrics WHERE run_id = $VR AND name = 'generator.mean_reward'")" = 2 ] && ok "V1 loop: rule reward measured each round" || bad "V1 loop: metrics"
+# a LoRA loop from the bootstrap models: round 1 starts an adapter, round 2 continues it
+gv0=$(q "SELECT path FROM models WHERE run_id = $NR AND role = 'verifier' AND round = 0")
+gm0=$(q "SELECT path FROM models WHERE run_id = $NR AND role = 'metaverifier' AND round = 0")
+cat > "$T/lora.json" <<EOF
+{"rounds": 2, "problems": 2, "proofs": 2, "analyses": 2, "metas": 1, "concurrency": 8, "grpo_lora": "r=4,alpha=8",
+ "max_tokens": {"generator": 48, "verifier": 48, "metaverifier": 32}, "grpo_max_len": 256,
+ "models": {"generator": "$gen0", "verifier": "$gv0", "metaverifier": "$gm0"}}
+EOF
+if "$DSM" loop --config "$T/lora.json" --run lora --dir "$T/loraloop" >"$T/ll.out" 2>"$T/ll.err"; then ok "LoRA loop run"; else bad "LoRA loop: $(tail -8 "$T/ll.err")"; fi
+LR=$(q "SELECT id FROM runs WHERE name = 'lora'")
+grep -q -- "--model $gen0 .*--lora r=4,alpha=8" "$T/loraloop/logs/grpo_generator.log" &&
+  grep -q -- "--model $gen0 .*--adapter $T/loraloop/models/generator/round-1" "$T/loraloop/logs/grpo_generator.log" &&
+  [ -s "$T/loraloop/models/generator/round-2/adapter_model.safetensors" ] &&
+  ok "LoRA loop: the base stays the model, round 2 continues round 1's adapter" || bad "LoRA loop commands: $(grep -h -- '--model' "$T/loraloop/logs/grpo_generator.log" | head -3)"
+[ "$(q "SELECT count(*) FROM models WHERE run_id = $LR AND round IN (1, 2)")" = 4 ] && ok "LoRA loop: merged models registered" || bad "LoRA loop models"
+echo '{"grpo_lora": "r=0"}' > "$T/bad_l.json"
+expect_fail "bad grpo_lora" 2 '"grpo_lora"' -- "$DSM" loop --config "$T/bad_l.json"
 echo '{"template": "relative.md"}' > "$T/bad_t.json"
 expect_fail "template must be an absolute path" 2 'absolute path' -- "$DSM" loop --config "$T/bad_t.json"
 
