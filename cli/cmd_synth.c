@@ -200,7 +200,7 @@ static int synth_proof(int argc, char **argv) {
         {"--index", CLI_LONG, &index, "I", "... the item's index ..."},
         {"--difficulty", CLI_INT, &difficulty, "D", "... and its difficulty 1..5 (default 2)"},
         {"--plant", CLI_STR, &plant_name, "KIND",
-         "none|arith|copy|skip|merge|conclusion|no_conclusion (default none)"},
+         "none|arith|copy|skip|merge|conclusion|no_conclusion|force (default none)"},
         {"--plant-seed", CLI_LONG, &plant_seed, "N", "where and how the error goes (default 0)"},
         {"--json", CLI_FLAG, &as_json, NULL, "print {\"problem\",\"proof\",\"plant\",\"score\",\"defect\"}"},
     };
@@ -380,7 +380,7 @@ static int synth_sft(int argc, char **argv) {
         {"--start", CLI_LONG, &start, "I", "first index (default 0)"},
         {"--difficulty", CLI_STR, &diff, "A..B", "difficulty range (default 1..3)"},
         {"--plants", CLI_STR, &plants, "W,...",
-         "weights of none,arith,copy,skip,merge,conclusion,no_conclusion (default 40,15,10,10,10,10,5)"},
+         "weights of none,arith,copy,skip,merge,conclusion,no_conclusion,force (default 35,10,8,8,8,8,3,20)"},
         {"--flaws", CLI_STR, &flaws, "W,...",
          "weights of none,false_issue,missed,wrong_score,expr_error (default 40,25,15,10,10)"},
         {"--noise", CLI_DOUBLE, &o.ver_noise, "X", "verifier: share of flawed analyses (default 0.15)"},

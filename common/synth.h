@@ -136,6 +136,9 @@ enum synth_plant {
     SYNTH_PLANT_MERGE,         /* two steps in one line (0.5); needs 3+ operations, else SKIP */
     SYNTH_PLANT_CONCLUSION,    /* right steps, the conclusion states another value (0) */
     SYNTH_PLANT_NO_CONCLUSION, /* right steps, no conclusion (0) */
+    SYNTH_PLANT_FORCE,         /* one step off (a slip or a mis-copied operand), later steps continue
+                                * from it, but the last step is forced to the claimed value, so the
+                                * proof still "reaches" the claim (0); needs 2+ operations, else ARITH */
     SYNTH_PLANT_COUNT_
 };
 

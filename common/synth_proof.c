@@ -6,7 +6,7 @@
 #include "common/synth_impl.h"
 
 static const char *const plant_names[SYNTH_PLANT_COUNT_] = {
-    "none", "arith", "copy", "skip", "merge", "conclusion", "no_conclusion",
+    "none", "arith", "copy", "skip", "merge", "conclusion", "no_conclusion", "force",
 };
 
 const char *synth_plant_name(enum synth_plant k) {
@@ -44,11 +44,13 @@ int synth_proof_write(const struct synth_problem *p, enum synth_plant plant, uin
     if ((int)plant < 0 || plant >= SYNTH_PLANT_COUNT_) plant = SYNTH_PLANT_NONE;
     if (n < 2 && (plant == SYNTH_PLANT_SKIP || plant == SYNTH_PLANT_MERGE)) plant = SYNTH_PLANT_ARITH;
     if (n < 3 && plant == SYNTH_PLANT_MERGE) plant = SYNTH_PLANT_SKIP;
+    if (n < 2 && plant == SYNTH_PLANT_FORCE) plant = SYNTH_PLANT_ARITH;
     if (planted) *planted = plant;
     struct synth_rng r;
     synth_rng_init(&r, seed, 0x70f00d, (uint64_t)plant);
-    /* The step that carries the error (MERGE joins s and s+1). */
-    int s = (int)synth_rng_range(&r, 1, plant == SYNTH_PLANT_MERGE ? n - 1 : n);
+    /* The step that carries the error (MERGE joins s and s+1; FORCE keeps the last step to force). */
+    int s = (int)synth_rng_range(&r, 1, plant == SYNTH_PLANT_MERGE || plant == SYNTH_PLANT_FORCE ? n - 1 : n);
+    int force_copy = plant == SYNTH_PLANT_FORCE && (synth_rng_next(&r) & 1); /* else an arithmetic slip */
     struct synth_buf b;
     synth_buf_init(&b, out, cap);
     long long cur = p->operand[0];
@@ -66,13 +68,14 @@ int synth_proof_write(const struct synth_problem *p, enum synth_plant plant, uin
             i++;
             continue;
         }
-        if (i == s && plant == SYNTH_PLANT_COPY) {
+        if (i == s && (plant == SYNTH_PLANT_COPY || force_copy)) {
             long long a2 = slip(&r, a);
             if (a2 < 1 || a2 == a || (op == '-' && cur - a2 < 0)) a2 = a + 1;
             a = a2;
         }
         long long v = op == '+' ? cur + a : cur - a;
-        if (i == s && plant == SYNTH_PLANT_ARITH) v = slip(&r, v);
+        if (i == s && (plant == SYNTH_PLANT_ARITH || (plant == SYNTH_PLANT_FORCE && !force_copy))) v = slip(&r, v);
+        if (i == n && plant == SYNTH_PLANT_FORCE) v = synth_problem_value(p, n); /* "reaches" the claim */
         synth_buf_printf(&b, "%lld %c %lld = %lld\n", cur, op, a, v);
         cur = v;
     }

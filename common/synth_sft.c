@@ -76,7 +76,7 @@ void synth_sft_opts_default(struct synth_sft_opts *o) {
     memset(o, 0, sizeof *o);
     o->diff_lo = 1;
     o->diff_hi = 3;
-    static const double pw[SYNTH_PLANT_COUNT_] = {40, 15, 10, 10, 10, 10, 5};
+    static const double pw[SYNTH_PLANT_COUNT_] = {35, 10, 8, 8, 8, 8, 3, 20};
     static const double aw[SYNTH_AFLAW_COUNT_] = {40, 25, 15, 10, 10};
     memcpy(o->plant_w, pw, sizeof pw);
     memcpy(o->aflaw_w, aw, sizeof aw);

@@ -79,7 +79,7 @@ done
 grep -q 'Here is my evaluation of the solution:' "$T/sft_verifier" && ok "verifier markers" || bad "no verifier marker"
 grep -q 'Here is my analysis of the \\"solution evaluation\\":' "$T/sft_metaverifier" && ok "meta markers" || bad "no meta marker"
 grep -q '## Self Evaluation' "$T/sft_generator" && ok "generator sections" || bad "no generator section"
-"$DSM" synth sft --role verifier --n 200 --seed 2 --noise 0 --plants 0,1,0,0,0,0,0 >"$T/arith" 2>/dev/null
+"$DSM" synth sft --role verifier --n 200 --seed 2 --noise 0 --plants 0,1,0,0,0,0,0,0 >"$T/arith" 2>/dev/null
 [ "$(grep -c '"plant":"arith","score":0.0,"defect":"wrong_step","flaw":"none"' "$T/arith")" = 200 ] && ok "--plants and --noise" || bad "mix flags: $(head -c 300 "$T/arith")"
 
 # templates: the id's hash is the SHA-256 of the text
@@ -113,8 +113,8 @@ expect_fail "bad role"           2 'unknown --role'        -- "$DSM" synth analy
 expect_fail "sft no role"        2 'required'              -- "$DSM" synth sft --n 3
 expect_fail "sft bad role"       2 'unknown --role'        -- "$DSM" synth sft --role critic
 expect_fail "sft bad weights"    2 'plants'                -- "$DSM" synth sft --role verifier --plants 1,2,3
-expect_fail "sft negative weight" 2 'plants'               -- "$DSM" synth sft --role verifier --plants 1,-2,3,4,5,6,7
-expect_fail "sft zero weights"   2 'weights'               -- "$DSM" synth sft --role verifier --plants 0,0,0,0,0,0,0
+expect_fail "sft negative weight" 2 'plants'               -- "$DSM" synth sft --role verifier --plants 1,-2,3,4,5,6,7,8
+expect_fail "sft zero weights"   2 'weights'               -- "$DSM" synth sft --role verifier --plants 0,0,0,0,0,0,0,0
 expect_fail "sft bad noise"      2 'noise'                 -- "$DSM" synth sft --role verifier --noise 2
 expect_fail "template no role"   2 'required'              -- "$DSM" synth template
 "$DSM" synth --help | grep -q 'problems' && ok "help" || bad "help"
