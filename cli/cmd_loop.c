@@ -40,6 +40,7 @@
 #include "common/synth.h"
 #include "common/train_ckpt.h"
 #include "common/util.h"
+#include "generator/generator.h"
 
 enum { R_GEN = 0, R_VER, R_MVER, R_N };
 static const char *const role_names[R_N] = {"generator", "verifier", "metaverifier"};
@@ -58,12 +59,14 @@ struct loop_cfg {
     /* bootstrap */
     char preset[32];
     int boot_records[R_N], boot_steps[R_N], boot_max_len[R_N], boot_batch, boot_warmup;
+    int boot_from[R_N];       /* the role whose bootstrap model a role's SFT starts from (-1: a new model) */
     double boot_lr;
     /* GRPO */
     double grpo_lr, beta, eps;
     int updates, grpo_batch, grpo_max_len, train[R_N];
     char gen_reward[8];       /* "v2" (model rewards) or "rule" (answer problems, DeepSeekMath V1) */
     double human_share;       /* share of proofs whose human/ground-truth label trains the verifier */
+    int heldout;              /* problems of the fixed held-out set the generator is measured on (0: off) */
     char grpo_lora[128];      /* "" full fine-tuning; else a LoRA spec: GRPO trains an adapter of the
                                * role's starting model, which stays the KL reference */
 };
@@ -77,6 +80,7 @@ struct loop {
     char cur[R_N][2400]; /* the current model directory of each role (remote: its http: spec) */
     char base[R_N][2400]; /* the model each role started the rounds with (the LoRA base) */
     int remote[R_N];     /* 1: served by an OpenAI-compatible endpoint (never trained here) */
+    int booted[R_N];     /* 1: the role's model is this run's bootstrap (others may start from it) */
     int tty, quiet;
     json_t *summary;     /* stages and their seconds, for --summary */
     double t0;
@@ -106,17 +110,21 @@ static void cfg_default(struct loop_cfg *c) {
     snprintf(c->template_, sizeof c->template_, "synth");
     snprintf(c->preset, sizeof c->preset, "tiny");
     c->boot_records[R_GEN] = 12000, c->boot_records[R_VER] = 4000, c->boot_records[R_MVER] = 4800;
-    /* ten minutes on two cores: the meta-verifier needs ~300 steps before its outputs are well
-     * formed (150: 10%); the generator ~600-800 before it reads the problem (copying appears
-     * abruptly), more than the budget holds, so it gets 500: well formed, rarely valid.
+    /* ten minutes on two cores: the generator needs ~600-800 steps before it reads the problem
+     * (copying appears abruptly); the verifier and meta-verifier start from the previous role's
+     * model (bootstrap_from), which already copies and checks lines, so they need fewer.
      * docs/loop.md "Measured" */
-    c->boot_steps[R_GEN] = 500, c->boot_steps[R_VER] = 200, c->boot_steps[R_MVER] = 260;
+    c->boot_steps[R_GEN] = 700, c->boot_steps[R_VER] = 150, c->boot_steps[R_MVER] = 200;
     c->boot_max_len[R_GEN] = 448, c->boot_max_len[R_VER] = 448, c->boot_max_len[R_MVER] = 640;
     c->boot_batch = 16, c->boot_warmup = 20, c->boot_lr = 5e-3;
+    /* the generator's self-evaluations are analyses in the verifier's format, and the meta-verifier
+     * reads analyses: each starts from the previous role's model instead of from scratch */
+    c->boot_from[R_GEN] = -1, c->boot_from[R_VER] = R_GEN, c->boot_from[R_MVER] = R_VER;
     c->grpo_lr = 1e-4, c->beta = 0.04, c->eps = 0.2, c->updates = 2, c->grpo_batch = 16, c->grpo_max_len = 768;
     c->train[R_GEN] = c->train[R_VER] = 1;
     snprintf(c->gen_reward, sizeof c->gen_reward, "v2");
-    c->human_share = 0.25;
+    c->human_share = 0.5;
+    c->heldout = 64;
 }
 
 /* ---- configuration file -------------------------------------------------------------------- */
@@ -208,7 +216,24 @@ static int cfg_load(const char *path, struct loop_cfg *c, json_t **raw, struct d
         else if (!strcmp(k, "bootstrap_records")) rc = cfg_roles_int(v, k, 1, 10000000, c->boot_records, err);
         else if (!strcmp(k, "bootstrap_steps")) rc = cfg_roles_int(v, k, 0, 10000000, c->boot_steps, err);
         else if (!strcmp(k, "bootstrap_max_len")) rc = cfg_roles_int(v, k, 16, 1 << 20, c->boot_max_len, err);
-        else if (!strcmp(k, "bootstrap_batch")) rc = cfg_int(v, k, 1, 4096, &c->boot_batch, err);
+        else if (!strcmp(k, "bootstrap_from")) {
+            const char *rk;
+            json_t *x;
+            if (!json_is_object(v)) rc = dsm_errf(err, DSM_EINVAL, "\"bootstrap_from\" must be an object keyed by role");
+            json_object_foreach(v, rk, x) {
+                int r = 0, src = 0;
+                while (r < R_N && strcmp(rk, role_names[r])) r++;
+                const char *sv = json_is_null(x) ? "" : json_string_value(x);
+                while (sv && src < R_N && strcmp(sv, role_names[src])) src++;
+                if (rc) break;
+                if (r == R_N) rc = dsm_errf(err, DSM_EINVAL, "\"bootstrap_from\": unknown role \"%s\"", rk);
+                else if (!sv || (*sv && src >= r))
+                    rc = dsm_errf(err, DSM_EINVAL,
+                                  "\"bootstrap_from.%s\" must be \"\" (a new model) or a role bootstrapped before it (%s)", rk,
+                                  r == R_GEN ? "none" : r == R_VER ? "generator" : "generator or verifier");
+                else c->boot_from[r] = *sv ? src : -1;
+            }
+        } else if (!strcmp(k, "bootstrap_batch")) rc = cfg_int(v, k, 1, 4096, &c->boot_batch, err);
         else if (!strcmp(k, "bootstrap_warmup")) rc = cfg_int(v, k, 0, 1000000, &c->boot_warmup, err);
         else if (!strcmp(k, "bootstrap_lr")) rc = cfg_num(v, k, 1e-12, 10, &c->boot_lr, err);
         else if (!strcmp(k, "grpo_lr")) rc = cfg_num(v, k, 1e-12, 10, &c->grpo_lr, err);
@@ -219,6 +244,7 @@ static int cfg_load(const char *path, struct loop_cfg *c, json_t **raw, struct d
         else if (!strcmp(k, "grpo_max_len")) rc = cfg_int(v, k, 16, 1 << 20, &c->grpo_max_len, err);
         else if (!strcmp(k, "train")) rc = cfg_roles_int(v, k, 0, 1, c->train, err);
         else if (!strcmp(k, "human_share")) rc = cfg_num(v, k, 0, 1, &c->human_share, err);
+        else if (!strcmp(k, "heldout")) rc = cfg_int(v, k, 0, 100000, &c->heldout, err);
         else if (!strcmp(k, "grpo_lora")) {
             struct dsm_lora_cfg lc;
             if (!(rc = cfg_str(v, k, c->grpo_lora, sizeof c->grpo_lora, err)) && c->grpo_lora[0] &&
@@ -349,6 +375,7 @@ static int bootstrap(struct loop *L, int role, struct dsm_err *err) {
     int done = stage_get(L, 0, stage, &det, err);
     if (done < 0) return err->code;
     snprintf(L->cur[role], sizeof L->cur[role], "%s", boot);
+    L->booted[role] = 1;
     if (done) {
         const char *out = json_string_value(json_object_get(det, "out"));
         if (out) snprintf(L->cur[role], sizeof L->cur[role], "%s", out);
@@ -363,7 +390,10 @@ static int bootstrap(struct loop *L, int role, struct dsm_err *err) {
     snprintf(cfgp, sizeof cfgp, "%s/config.json", init);
     char seed[32], steps[16], batch[16], lr[32], warm[16], maxlen[16], thr[16];
     snprintf(seed, sizeof seed, "%ld", L->c.seed + 100 + role);
-    if (access(cfgp, R_OK) != 0) {
+    int from = L->c.boot_from[role];
+    if (from >= 0 && L->booted[from]) { /* fine-tune the earlier role's bootstrap model */
+        snprintf(init, sizeof init, "%s", L->cur[from]);
+    } else if (access(cfgp, R_OK) != 0) {
         char *av[] = {"dsm", "model", "init", "--preset", L->c.preset, "--seed", seed, "--out", init, NULL};
         if (run_child(L, "bootstrap: model init", stage, av, NULL)) return dsm_errf(err, DSM_EIO, "model init failed");
     }
@@ -636,6 +666,81 @@ static int round_reward(struct loop *L, int round, int role, json_t *out, struct
     return n ? metric_put(L, round, name, v, err) : DSM_OK;
 }
 
+/* The generator that sampled this round, greedy on a fixed held-out set of synthetic problems
+ * (stream seed + 13, which neither the rounds' problems (seed) nor the SFT data (seed + 7) use),
+ * scored by the checker: the same problems every round, so the rounds compare paired, unlike
+ * generator.validity whose problems are new each round. A child `dsm generate` samples them. */
+static int heldout_validity(struct loop *L, int round, json_t *out, struct dsm_err *err) {
+    if (!L->c.heldout || L->remote[R_GEN]) return DSM_OK;
+    char prompts[2400], res[2400], mt[16], thr[16], label[96];
+    snprintf(prompts, sizeof prompts, "%s/data/heldout-prompts.jsonl", L->dir);
+    snprintf(res, sizeof res, "%s/logs/heldout-round-%d.jsonl", L->dir, round);
+    uint64_t hseed = (uint64_t)L->c.seed + 13;
+    struct role_template t = {0};
+    int rc = DSM_OK;
+    if (!strcmp(L->c.template_, "synth")) synth_template(SYNTH_ROLE_GENERATOR, &t);
+    else if (!strcmp(L->c.template_, "builtin")) gen_template_generate(&t);
+    else rc = role_template_load(L->c.template_, &t, err);
+    FILE *f = rc ? NULL : fopen(prompts, "w");
+    if (!rc && !f) rc = dsm_errf(err, DSM_EIO, "cannot write %s: %s", prompts, strerror(errno));
+    for (int i = 0; f && !rc && i < L->c.heldout; i++) {
+        struct synth_problem p;
+        char text[512], *prompt = NULL;
+        int d = synth_difficulty_pick(hseed, (uint64_t)i, L->c.diff_lo, L->c.diff_hi);
+        if ((rc = synth_problem_generate(hseed, (uint64_t)i, d, &p, err))) break;
+        synth_problem_text(&p, text, sizeof text);
+        if ((rc = gen_prompt_build(&t, text, &prompt, err))) break;
+        json_t *j = json_pack("{s:[{s:s,s:s}]}", "messages", "role", "user", "content", prompt);
+        char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        if (!line || fprintf(f, "%s\n", line) < 0) rc = dsm_errf(err, DSM_EIO, "writing %s failed", prompts);
+        free(line), free(prompt);
+        json_decref(j);
+    }
+    if (f && fclose(f) && !rc) rc = dsm_errf(err, DSM_EIO, "writing %s failed", prompts);
+    role_template_free(&t);
+    if (rc) return rc;
+    snprintf(mt, sizeof mt, "%d", L->c.max_tokens[R_GEN]);
+    snprintf(thr, sizeof thr, "%d", L->c.threads);
+    snprintf(label, sizeof label, "round %d: held-out proofs", round);
+    char *av[] = {"dsm", "generate", "--model", L->cur[R_GEN], "--prompts", prompts, "--json", "--temperature", "0",
+                  "--max-tokens", mt, "--threads", thr, NULL};
+    if (run_child(L, label, "heldout", av, res)) return g_stop ? dsm_errf(err, DSM_EIO, "interrupted") : dsm_errf(err, DSM_EIO, "the held-out generation failed");
+    f = fopen(res, "r");
+    if (!f) return dsm_errf(err, DSM_EIO, "cannot read %s: %s", res, strerror(errno));
+    double sum = 0;
+    int n = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    while (!rc && getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        const char *txt = json_string_value(json_object_get(j, "text")), *fin = json_string_value(json_object_get(j, "finish_reason"));
+        json_int_t req = json_integer_value(json_object_get(j, "request"));
+        struct synth_problem p;
+        if (!txt || !fin || req < 0 || req >= L->c.heldout) {
+            rc = dsm_errf(err, DSM_EIO, "%s: line %d is not a completion of this set", res, n + 1);
+        } else if (!(rc = synth_problem_generate(hseed, (uint64_t)req,
+                                                 synth_difficulty_pick(hseed, (uint64_t)req, L->c.diff_lo, L->c.diff_hi), &p, err))) {
+            struct gen_parsed g;
+            gen_parse(txt, strlen(txt), strcmp(fin, "stop") != 0, &g);
+            double score = 0;
+            if (g.fail == ROLE_OK) {
+                struct synth_verdict vd;
+                synth_check(&p, g.proof.p, g.proof.n, &vd);
+                score = vd.score;
+            }
+            sum += score, n++;
+        }
+        json_decref(j);
+    }
+    free(line);
+    fclose(f);
+    if (!rc && n != L->c.heldout) rc = dsm_errf(err, DSM_EIO, "%s: %d completions for %d problems", res, n, L->c.heldout);
+    if (rc) return rc;
+    json_object_set_new(out, "generator.heldout_validity", json_real(sum / n));
+    return metric_put(L, round, "generator.heldout_validity", sum / n, err);
+}
+
 static int stage_metrics(struct loop *L, int round, json_t *out, struct dsm_err *err) {
     char rs[16], origin[96];
     snprintf(rs, sizeof rs, "%d", round);
@@ -646,6 +751,7 @@ static int stage_metrics(struct loop *L, int round, json_t *out, struct dsm_err 
     for (int role = R_GEN; role <= (answers_only(L) ? R_GEN : R_VER); role++)
         if ((rc = round_reward(L, round, role, out, err))) return rc;
     if (strcmp(L->c.problem_source, "synth")) return DSM_OK; /* no ground truth */
+    if ((rc = heldout_validity(L, round, out, err))) return rc;
     struct msum g_format = {0}, g_valid = {0}, g_correct = {0}, g_honest = {0};
     struct msum v_format = {0}, v_acc = {0}, v_right = {0}, maj = {0}, lab_acc = {0}, lab_cov = {0};
     struct msum m_rej_prec = {0}, m_conf_prec = {0}, m_acc = {0}, m_format = {0};
@@ -913,6 +1019,7 @@ static void print_table(struct loop *L) {
     static const char *const cols[][2] = {
         {"verifier.accuracy", "ver acc"},        {"vote.majority_accuracy", "maj acc"}, {"label.accuracy", "label acc"},
         {"label.coverage", "labeled"},           {"meta.reject_precision", "meta rej"}, {"generator.validity", "gen valid"},
+        {"generator.heldout_validity", "gen heldout"},
         {"generator.honest", "gen honest"},      {"verifier.mean_reward", "R ver"},     {"generator.mean_reward", "R gen"},
     };
     const char *v[1] = {L->run_s};
@@ -948,6 +1055,7 @@ static int write_summary(struct loop *L, const char *path, struct dsm_err *err) 
         {"verifier_accuracy", "verifier.accuracy"},        {"label_accuracy", "label.accuracy"},
         {"label_coverage", "label.coverage"},              {"meta_reject_precision", "meta.reject_precision"},
         {"generator_validity", "generator.validity"},      {"mean_reward", "generator.mean_reward"},
+        {"generator_heldout_validity", "generator.heldout_validity"},
         {"verifier_mean_reward", "verifier.mean_reward"},  {"majority_accuracy", "vote.majority_accuracy"},
     };
     const char *v[1] = {L->run_s};

@@ -38,7 +38,7 @@ static const struct family families[] = {
     {"Accuracy against ground truth", "share", 1,
      {"verifier.accuracy", "vote.majority_accuracy", "label.accuracy", "label.coverage", "verifier.fully_right", NULL}},
     {"Meta-verification", "share", 1, {"meta.reject_precision", "meta.confirm_precision", "meta.accuracy", NULL}},
-    {"Generator proofs", "share", 1, {"generator.validity", "generator.correct", "generator.honest", NULL}},
+    {"Generator proofs", "share", 1, {"generator.validity", "generator.heldout_validity", "generator.correct", "generator.honest", NULL}},
     {"Well-formed outputs", "share", 1, {"*.format_ok", NULL}},
     {"Mean reward", "reward", 0, {"*.mean_reward", NULL}},
     {"GRPO KL to the reference", "k3 KL", 0, {"grpo.*.kl", NULL}},

@@ -115,6 +115,11 @@ for role in generator verifier; do
   if [ -n "$path" ] && "$DSM" model info --model "$path" >/dev/null 2>&1; then ok "GRPO $role checkpoint registered and loads"; else bad "GRPO $role checkpoint '$path'"; fi
 done
 [ "$(q "SELECT count(*) FROM proofs WHERE run_id = $NR")" = 8 ] && ok "native rounds wrote their proofs" || bad "native proofs: $(q "SELECT count(*) FROM proofs WHERE run_id = $NR")"
+# the generator on the fixed held-out set: greedy, 64 problems, every round, the same problems each time
+hv=$(q "SELECT count(*) || ' ' || bool_and(value BETWEEN 0 AND 1) FROM metrics WHERE run_id = $NR AND name = 'generator.heldout_validity'")
+[ "$hv" = "2 true" ] && [ "$(wc -l < "$T/native/data/heldout-prompts.jsonl")" = 64 ] &&
+  [ "$(wc -l < "$T/native/logs/heldout-round-1.jsonl")" = 64 ] && [ "$(wc -l < "$T/native/logs/heldout-round-2.jsonl")" = 64 ] &&
+  ok "held-out generator validity measured in both rounds on 64 problems" || bad "held-out metric: $hv"
 
 # the V1 path: rule rewards from the answer checker on the same rollouts, made answer problems
 q "UPDATE problems SET gold_answer = '42' WHERE id IN (SELECT problem_id FROM proofs WHERE run_id = $NR AND round = 1)" >/dev/null
@@ -178,6 +183,8 @@ grep -q -- "--model $gen0 .*--lora r=4,alpha=8" "$T/loraloop/logs/grpo_generator
   [ -s "$T/loraloop/models/generator/round-2/adapter_model.safetensors" ] &&
   ok "LoRA loop: the base stays the model, round 2 continues round 1's adapter" || bad "LoRA loop commands: $(grep -h -- '--model' "$T/loraloop/logs/grpo_generator.log" | head -3)"
 [ "$(q "SELECT count(*) FROM models WHERE run_id = $LR AND round IN (1, 2)")" = 4 ] && ok "LoRA loop: merged models registered" || bad "LoRA loop models"
+echo '{"heldout": -1}' > "$T/bad_h.json"
+expect_fail "bad heldout" 2 '"heldout" must be an integer' -- "$DSM" loop --config "$T/bad_h.json"
 echo '{"grpo_lora": "r=0"}' > "$T/bad_l.json"
 expect_fail "bad grpo_lora" 2 '"grpo_lora"' -- "$DSM" loop --config "$T/bad_l.json"
 echo '{"template": "relative.md"}' > "$T/bad_t.json"
