@@ -114,7 +114,7 @@ static void cfg_default(struct loop_cfg *c) {
      * (copying appears abruptly); the verifier and meta-verifier start from the previous role's
      * model (bootstrap_from), which already copies and checks lines, so they need fewer.
      * docs/loop.md "Measured" */
-    c->boot_steps[R_GEN] = 700, c->boot_steps[R_VER] = 150, c->boot_steps[R_MVER] = 200;
+    c->boot_steps[R_GEN] = 700, c->boot_steps[R_VER] = 150, c->boot_steps[R_MVER] = 150;
     c->boot_max_len[R_GEN] = 448, c->boot_max_len[R_VER] = 448, c->boot_max_len[R_MVER] = 640;
     c->boot_batch = 16, c->boot_warmup = 20, c->boot_lr = 5e-3;
     /* the generator's self-evaluations are analyses in the verifier's format, and the meta-verifier

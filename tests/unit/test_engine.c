@@ -3,7 +3,8 @@
  *  - greedy decoding reproduces, step by step, the argmax of full-forward logits, and the
  *    reported log-probs are those of the full forward;
  *  - a sample's tokens are the same alone and inside a batch of 64 mixed prompts;
- *  - prefix sharing (copying a sibling's prompt KV) changes no output;
+ *  - prefix sharing (copying a sibling's prompt KV) changes no output, also when the sample that
+ *    prefilled the prompt finishes first and later samples read its held slot;
  *  - sampled first-token frequencies match the computed distribution (chi-square);
  *  - top-k / top-p keep exactly the tokens they should;
  *  - stop strings split across tokens are caught; EOS and length finish reasons;
@@ -160,6 +161,57 @@ static void test_prefix_sharing(struct dsm_model *m, struct dsm_engine *e) {
     }
     CHECK_MSG(differ == 0, "%d samples differ between shared and recomputed prompt KV", differ);
     dsm_engine_destroy(solo);
+}
+
+/* The prompt's owner (the sample that prefilled it) finishes first while two siblings still read
+ * its KV, and later samples of the prompt are admitted after that: the held slot keeps serving
+ * them (one prefill in all) and every sample's tokens equal those of a one-at-a-time run.
+ * Single-letter stop strings make the lengths vary; the seed is chosen (by the one-at-a-time run)
+ * so that sample 0 is shorter than samples 1 and 2. */
+static void test_held_prefix(struct dsm_model *m, const struct dsm_tokenizer *tok) {
+    struct dsm_err err = {0};
+    int32_t prompt[40];
+    for (int t = 0; t < 40; t++) prompt[t] = t ? (t * 29) % 256 : 256;
+    static const char *const stops[] = {"a", "e", "i", "o", "u", "s", "t", "n", "r", "l", " ", "m"};
+    struct dsm_gen_request r = {prompt, 40, 7, settings(1.0f, 40, 0)};
+    r.s.stop = stops, r.s.n_stop = (int)DSM_ARRAY_LEN(stops);
+    struct dsm_engine *solo = NULL, *three = NULL;
+    struct dsm_engine_opts o1 = {.max_batch = 1}, o3 = {.max_batch = 3};
+    CHECK_OK(dsm_engine_create(m, tok, &o1, &solo, &err), &err);
+    CHECK_OK(dsm_engine_create(m, tok, &o3, &three, &err), &err);
+    if (!solo || !three) return;
+    static struct got alone;
+    int found = 0;
+    for (uint64_t seed = 1; seed <= 300 && !found; seed++) {
+        r.s.seed = seed;
+        G.n = 0;
+        CHECK_OK(dsm_engine_run(solo, &r, 1, collect, NULL, &err), &err);
+        int l0 = G.len[find(0, 0)], l1 = G.len[find(0, 1)], l2 = G.len[find(0, 2)];
+        if (l0 + 2 < l1 && l0 + 2 < l2) found = 1, memcpy(&alone, &G, sizeof G);
+    }
+    CHECK_MSG(found, "no seed in 1..300 makes sample 0 finish first");
+    if (found) {
+        long p0 = dsm_engine_stats(three)->prefills, s0 = dsm_engine_stats(three)->kv_shared;
+        CHECK_OK(run(three, &r, 1, &err), &err);
+        long prefills = dsm_engine_stats(three)->prefills - p0, shared = dsm_engine_stats(three)->kv_shared - s0;
+        CHECK_MSG(prefills == 1 && shared == 6, "held prefix: %ld prefills, %ld sharing (want 1, 6)", prefills, shared);
+        /* sample 0 finished before sample 3 was admitted: its completion came first */
+        CHECK(G.n == 7 && G.sample[0] == 0);
+        int differ = 0;
+        for (int smp = 0; smp < 7; smp++) {
+            int a = -1, b = find(0, smp);
+            for (int k = 0; k < alone.n; k++)
+                if (alone.sample[k] == smp) a = k;
+            if (a < 0 || b < 0 || alone.len[a] != G.len[b] || memcmp(alone.ids[a], G.ids[b], sizeof(int32_t) * (size_t)G.len[b]))
+                differ++;
+        }
+        CHECK_MSG(differ == 0, "%d of 7 samples differ when the prompt's owner finishes first (seed %llu)", differ,
+                  (unsigned long long)r.s.seed);
+        fprintf(stderr, "held prefix: seed %llu, lengths alone %d %d %d ..., %ld prefill, %ld sharing, %d differ\n",
+                (unsigned long long)r.s.seed, alone.len[0], alone.len[1], alone.len[2], prefills, shared, differ);
+    }
+    dsm_engine_destroy(solo);
+    dsm_engine_destroy(three);
 }
 
 /* Upper critical value of chi-square with df degrees of freedom at significance 0.001
@@ -359,6 +411,7 @@ int main(void) {
     test_greedy_matches_forward(m, e);
     test_batch_independence(e);
     test_prefix_sharing(m, e);
+    test_held_prefix(m, tok);
     test_distribution(m, e, 0.05f, 0, 1.0f);
     test_distribution(m, e, 0.03f, 20, 0.9f);
     test_truncation_exact();
