@@ -670,12 +670,16 @@ static int round_reward(struct loop *L, int round, int role, json_t *out, struct
  * (stream seed + 13, which neither the rounds' problems (seed) nor the SFT data (seed + 7) use),
  * scored by the checker: the same problems every round, so the rounds compare paired, unlike
  * generator.validity whose problems are new each round. A child `dsm generate` samples them. */
+static int heldout_problem(const struct loop *L, int i, struct synth_problem *p, struct dsm_err *err) {
+    uint64_t hseed = (uint64_t)L->c.seed + 13;
+    return synth_problem_generate(hseed, (uint64_t)i, synth_difficulty_pick(hseed, (uint64_t)i, L->c.diff_lo, L->c.diff_hi), p, err);
+}
+
 static int heldout_validity(struct loop *L, int round, json_t *out, struct dsm_err *err) {
     if (!L->c.heldout || L->remote[R_GEN]) return DSM_OK;
     char prompts[2400], res[2400], mt[16], thr[16], label[96];
     snprintf(prompts, sizeof prompts, "%s/data/heldout-prompts.jsonl", L->dir);
     snprintf(res, sizeof res, "%s/logs/heldout-round-%d.jsonl", L->dir, round);
-    uint64_t hseed = (uint64_t)L->c.seed + 13;
     struct role_template t = {0};
     int rc = DSM_OK;
     if (!strcmp(L->c.template_, "synth")) synth_template(SYNTH_ROLE_GENERATOR, &t);
@@ -686,8 +690,7 @@ static int heldout_validity(struct loop *L, int round, json_t *out, struct dsm_e
     for (int i = 0; f && !rc && i < L->c.heldout; i++) {
         struct synth_problem p;
         char text[512], *prompt = NULL;
-        int d = synth_difficulty_pick(hseed, (uint64_t)i, L->c.diff_lo, L->c.diff_hi);
-        if ((rc = synth_problem_generate(hseed, (uint64_t)i, d, &p, err))) break;
+        if ((rc = heldout_problem(L, i, &p, err))) break;
         synth_problem_text(&p, text, sizeof text);
         if ((rc = gen_prompt_build(&t, text, &prompt, err))) break;
         json_t *j = json_pack("{s:[{s:s,s:s}]}", "messages", "role", "user", "content", prompt);
@@ -708,19 +711,19 @@ static int heldout_validity(struct loop *L, int round, json_t *out, struct dsm_e
     f = fopen(res, "r");
     if (!f) return dsm_errf(err, DSM_EIO, "cannot read %s: %s", res, strerror(errno));
     double sum = 0;
-    int n = 0;
+    int n = 0, lineno = 0;
     char *line = NULL;
     size_t cap = 0;
     while (!rc && getline(&line, &cap, f) > 0) {
+        lineno++;
         json_error_t je;
         json_t *j = json_loads(line, 0, &je);
         const char *txt = json_string_value(json_object_get(j, "text")), *fin = json_string_value(json_object_get(j, "finish_reason"));
         json_int_t req = json_integer_value(json_object_get(j, "request"));
         struct synth_problem p;
         if (!txt || !fin || req < 0 || req >= L->c.heldout) {
-            rc = dsm_errf(err, DSM_EIO, "%s: line %d is not a completion of this set", res, n + 1);
-        } else if (!(rc = synth_problem_generate(hseed, (uint64_t)req,
-                                                 synth_difficulty_pick(hseed, (uint64_t)req, L->c.diff_lo, L->c.diff_hi), &p, err))) {
+            rc = dsm_errf(err, DSM_EIO, "%s: line %d is not a completion of this set", res, lineno);
+        } else if (!(rc = heldout_problem(L, (int)req, &p, err))) {
             struct gen_parsed g;
             gen_parse(txt, strlen(txt), strcmp(fin, "stop") != 0, &g);
             double score = 0;
@@ -871,16 +874,13 @@ static int stage_grpo(struct loop *L, int round, int role, json_t *det, struct d
     snprintf(bs, sizeof bs, "%d", L->c.grpo_batch);
     snprintf(ml, sizeof ml, "%d", L->c.grpo_max_len);
     snprintf(thr, sizeof thr, "%d", L->c.threads);
-    char *av[] = {"dsm", "train", "grpo", "--role", (char *)role_names[role], "--model", L->cur[role], "--out", out,
+    /* LoRA: the base stays --model (the KL reference); round 1 starts the adapter, later rounds continue it */
+    int lora = L->c.grpo_lora[0] != 0, first = !strcmp(L->cur[role], L->base[role]);
+    char *av[] = {"dsm", "train", "grpo", "--role", (char *)role_names[role], "--model", lora ? L->base[role] : L->cur[role], "--out", out,
                   "--run-id", L->run_s, "--round", rs, "--template", L->c.template_, "--lr", lr, "--beta", beta, "--eps", eps,
                   "--updates", upd, "--batch-size", bs, "--max-len", ml, "--threads", thr, "--reward",
-                  role == R_GEN ? L->c.gen_reward : "v2", "--human-share", hs, NULL, NULL, NULL};
-    if (L->c.grpo_lora[0]) { /* LoRA: the base stays --model (the KL reference); the adapter grows round by round */
-        int first = !strcmp(L->cur[role], L->base[role]);
-        av[6] = L->base[role];
-        av[DSM_ARRAY_LEN(av) - 3] = first ? "--lora" : "--adapter";
-        av[DSM_ARRAY_LEN(av) - 2] = first ? L->c.grpo_lora : L->cur[role];
-    }
+                  role == R_GEN ? L->c.gen_reward : "v2", "--human-share", hs,
+                  lora ? (first ? "--lora" : "--adapter") : NULL, first ? L->c.grpo_lora : L->cur[role], NULL};
     snprintf(label, sizeof label, "round %d: GRPO %s", round, role_names[role]);
     if (run_child(L, label, stage, av, sum)) return g_stop ? dsm_errf(err, DSM_EIO, "interrupted") : dsm_errf(err, DSM_EIO, "GRPO of the %s failed", role_names[role]);
     json_error_t je;
