@@ -134,6 +134,19 @@ static void test_batch_independence(struct dsm_engine *e) {
     CHECK_MSG(differ == 0, "%d samples differ between the batch of 64 prompts and running alone", differ);
 }
 
+/* How many of samples 0..n-1 of request 0 have other tokens in G than in ref. */
+static int samples_differ(const struct got *ref, int n) {
+    int differ = 0;
+    for (int smp = 0; smp < n; smp++) {
+        int a = -1, b = find(0, smp);
+        for (int k = 0; k < ref->n; k++)
+            if (ref->req[k] == 0 && ref->sample[k] == smp) a = k;
+        if (a < 0 || b < 0 || ref->len[a] != G.len[b] || memcmp(ref->ids[a], G.ids[b], sizeof(int32_t) * (size_t)G.len[b]))
+            differ++;
+    }
+    return differ;
+}
+
 static void test_prefix_sharing(struct dsm_model *m, struct dsm_engine *e) {
     struct dsm_err err = {0};
     int32_t prompt[40];
@@ -151,14 +164,7 @@ static void test_prefix_sharing(struct dsm_model *m, struct dsm_engine *e) {
     G.n = 0;
     CHECK_OK(dsm_engine_run(solo, &r, 1, collect, NULL, &err), &err);
     CHECK_MSG(dsm_engine_stats(solo)->prefills == 8, "solo run: %ld prefills", dsm_engine_stats(solo)->prefills);
-    int differ = 0;
-    for (int s = 0; s < 8; s++) {
-        int a = -1, b = find(0, s);
-        for (int k = 0; k < shared.n; k++)
-            if (shared.sample[k] == s) a = k;
-        if (a < 0 || b < 0 || shared.len[a] != G.len[b] || memcmp(shared.ids[a], G.ids[b], sizeof(int32_t) * (size_t)G.len[b]))
-            differ++;
-    }
+    int differ = samples_differ(&shared, 8);
     CHECK_MSG(differ == 0, "%d samples differ between shared and recomputed prompt KV", differ);
     dsm_engine_destroy(solo);
 }
@@ -197,14 +203,7 @@ static void test_held_prefix(struct dsm_model *m, const struct dsm_tokenizer *to
         CHECK_MSG(prefills == 1 && shared == 6, "held prefix: %ld prefills, %ld sharing (want 1, 6)", prefills, shared);
         /* sample 0 finished before sample 3 was admitted: its completion came first */
         CHECK(G.n == 7 && G.sample[0] == 0);
-        int differ = 0;
-        for (int smp = 0; smp < 7; smp++) {
-            int a = -1, b = find(0, smp);
-            for (int k = 0; k < alone.n; k++)
-                if (alone.sample[k] == smp) a = k;
-            if (a < 0 || b < 0 || alone.len[a] != G.len[b] || memcmp(alone.ids[a], G.ids[b], sizeof(int32_t) * (size_t)G.len[b]))
-                differ++;
-        }
+        int differ = samples_differ(&alone, 7);
         CHECK_MSG(differ == 0, "%d of 7 samples differ when the prompt's owner finishes first (seed %llu)", differ,
                   (unsigned long long)r.s.seed);
         fprintf(stderr, "held prefix: seed %llu, lengths alone %d %d %d ..., %ld prefill, %ld sharing, %d differ\n",
