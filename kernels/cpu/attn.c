@@ -7,6 +7,14 @@
 
 #define AVX512 __attribute__((target("avx512f")))
 
+/* Key and value rows of one head sit Hkv * D floats apart, mostly a page or more for real shapes,
+ * which the hardware prefetchers do not follow: decode over a sequence's own rows waited on one
+ * miss after another. Rows ATTN_PF ahead are requested explicitly. */
+#define ATTN_PF 16
+AVX512 static inline void prefetch_row(const float *r, int D) {
+    for (int j = 0; j < D; j += 16) _mm_prefetch((const char *)(r + j), _MM_HINT_T0);
+}
+
 int attn_avx512_ok(int D) {
     __builtin_cpu_init();
     return D % 16 == 0 && D <= ATTN_MAX_D && __builtin_cpu_supports("avx512f");
@@ -19,6 +27,7 @@ AVX512 void attn_scores_avx512(float *p, const float *q, const float *k, int n, 
     int s = 0;
     for (; s + 2 <= n; s += 2) { /* two keys at a time: independent FMA chains */
         const float *k0 = k + (size_t)s * stride, *k1 = k0 + stride;
+        if (s + ATTN_PF + 1 < n) prefetch_row(k0 + (size_t)ATTN_PF * stride, D), prefetch_row(k1 + (size_t)ATTN_PF * stride, D);
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         for (int j = 0; j < nv; j++) {
             a0 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k0 + 16 * j), a0);
@@ -42,6 +51,7 @@ AVX512 void attn_accum_avx512(float *o, const float *p, const float *v, int n, i
     for (int s = 0; s < n; s++) {
         __m512 ps = _mm512_set1_ps(p[s]);
         const float *vr = v + (size_t)s * stride;
+        if (s + ATTN_PF < n) prefetch_row(vr + (size_t)ATTN_PF * stride, D);
         for (int j = 0; j < nv; j++) acc[j] = _mm512_fmadd_ps(ps, _mm512_loadu_ps(vr + 16 * j), acc[j]);
     }
     for (int j = 0; j < nv; j++) _mm512_storeu_ps(o + 16 * j, acc[j]);
