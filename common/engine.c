@@ -12,6 +12,7 @@
 #include "common/engine.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,8 +59,11 @@ struct dsm_engine {
     int *ref;                 /* (slots) live samples reading a slot's prompt rows, its owner aside */
     int *pref_req;            /* (slots) the request whose prompt was prefilled there, or -1 */
     float *logits;            /* host (B, V) */
-    float *sp;                /* host (V) sampling scratch */
-    int32_t *sidx;            /* host (V) */
+    int nthreads;             /* threads sampling the live sequences (the backend's host_threads) */
+    float *sp;                /* host (nthreads, V) sampling scratch */
+    int32_t *sidx;            /* host (nthreads, V) */
+    int32_t *pick;            /* host (slots): this step's token of each live sequence */
+    float *pick_lp;           /* host (slots): its log-probability */
     struct seq *seqs;         /* (slots) */
 };
 
@@ -83,7 +87,7 @@ static void free_run(struct dsm_engine *e) {
     be->free(be, e->kpool), be->free(be, e->vpool), be->free(be, e->knew), be->free(be, e->vnew);
     be->free(be, e->scratch), be->free(be, e->dev_ids), be->free(be, e->dev_pos);
     be->free(be, e->dev_slot), be->free(be, e->dev_len), be->free(be, e->dev_pslot), be->free(be, e->dev_plen);
-    free(e->logits), free(e->sp), free(e->sidx), free(e->ref), free(e->pref_req);
+    free(e->logits), free(e->sp), free(e->sidx), free(e->pick), free(e->pick_lp), free(e->ref), free(e->pref_req);
     e->ref = e->pref_req = NULL;
     if (e->seqs)
         for (int i = 0; i < e->slots; i++) {
@@ -94,7 +98,8 @@ static void free_run(struct dsm_engine *e) {
     e->kpool = e->vpool = e->knew = e->vnew = e->scratch = NULL;
     e->dev_ids = e->dev_pos = e->dev_slot = e->dev_len = e->dev_pslot = e->dev_plen = NULL;
     e->logits = e->sp = NULL;
-    e->sidx = NULL;
+    e->sidx = e->pick = NULL;
+    e->pick_lp = NULL;
     e->seqs = NULL;
 }
 
@@ -175,12 +180,15 @@ static int alloc_run(struct dsm_engine *e, const struct dsm_gen_request *reqs, i
     if (e->pref_req)
         for (int i = 0; i < B; i++) e->pref_req[i] = -1;
     e->logits = malloc(sizeof(float) * (size_t)B * V);
-    e->sp = malloc(sizeof(float) * (size_t)V);
-    e->sidx = malloc(sizeof(int32_t) * (size_t)V);
+    e->nthreads = be->host_threads > 1 ? be->host_threads : 1;
+    e->sp = malloc(sizeof(float) * (size_t)V * e->nthreads);
+    e->sidx = malloc(sizeof(int32_t) * (size_t)V * e->nthreads);
+    e->pick = malloc(sizeof(int32_t) * (size_t)B);
+    e->pick_lp = malloc(sizeof(float) * (size_t)B);
     e->seqs = dsm_calloc((size_t)B, sizeof *e->seqs, err);
     if (!e->kpool || !e->vpool || !e->knew || !e->vnew || !e->scratch || !e->dev_ids || !e->dev_pos || !e->dev_slot ||
         !e->dev_len || !e->dev_pslot || !e->dev_plen || !e->ref || !e->pref_req || !e->logits || !e->sp || !e->sidx ||
-        !e->seqs)
+        !e->pick || !e->pick_lp || !e->seqs)
         return dsm_errf(err, DSM_ENOMEM, "cannot allocate a KV pool of %d slots x %d tokens (%zu bytes)", e->slots, e->cap, 2 * pool);
     e->st.slots = e->slots;
     e->st.kv_bytes = 2 * pool;
@@ -419,16 +427,24 @@ int dsm_engine_run(struct dsm_engine *e, const struct dsm_gen_request *reqs, int
         /* 2. one step for all live sequences */
         if ((rc = decode_step(e, act, B, err))) goto done;
         e->st.steps++;
-        /* 3. sample, append, retire */
+        /* 3. sample (each sequence from its own RNG, so the threads change no result) */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(e->nthreads) if (B > 1 && e->nthreads > 1)
+        for (int b = 0; b < B; b++) {
+            struct seq *q = &e->seqs[act[b]];
+            const struct dsm_gen_request *rq = &reqs[q->req];
+            struct dsm_sampling smp = {rq->s.temperature, rq->s.top_k, rq->s.top_p};
+            size_t th = (size_t)omp_get_thread_num();
+            e->pick[b] = dsm_sample(e->logits + (size_t)b * V, V, &smp, &q->rng, e->sp + th * V, e->sidx + th * V,
+                                    &e->pick_lp[b]);
+        }
+        /* 4. append, retire */
         for (int b = 0; b < B; b++) {
             struct seq *q = &e->seqs[act[b]];
             const struct dsm_gen_request *rq = &reqs[q->req];
             q->len++;
-            struct dsm_sampling smp = {rq->s.temperature, rq->s.top_k, rq->s.top_p};
-            float lp;
-            int32_t id = dsm_sample(e->logits + (size_t)b * V, V, &smp, &q->rng, e->sp, e->sidx, &lp);
+            int32_t id = e->pick[b];
             const char *fin;
-            if ((rc = take_token(e, rq, q, id, lp, &fin, err))) goto done;
+            if ((rc = take_token(e, rq, q, id, e->pick_lp[b], &fin, err))) goto done;
             if (fin) {
                 if ((rc = finish_seq(e, q, fin, reqs, fn, user, err))) goto done;
             } else {

@@ -28,4 +28,9 @@ double dsm_rng_uniform(struct dsm_rng *r);
 int32_t dsm_sample(const float *logits, int V, const struct dsm_sampling *s, struct dsm_rng *rng,
                    float *scratch_p, int32_t *scratch_idx, float *logprob);
 
+/* The tokens top-k / top-p keep from unnormalised probabilities p (V) summing to tsum: their ids
+ * in idx, most probable first (ties: lower id first); returns how many (>= 1). Both off: all V
+ * in id order. */
+int dsm_sample_keep(const float *p, int V, double tsum, int top_k, float top_p, int32_t *idx);
+
 #endif

@@ -35,13 +35,14 @@ size_t dsm_dtype_size(enum dsm_dtype dt);
 const char *dsm_dtype_name(enum dsm_dtype dt);
 
 /* ABI version of struct dsm_backend; a CUDA module built against another version is refused. */
-#define DSM_BACKEND_ABI 3
+#define DSM_BACKEND_ABI 4
 
 struct dsm_backend {
     const char *name; /* "cpu", "ref", "cuda" */
     char desc[160];   /* human description: device name, threads, BLAS core type */
     void *impl;       /* backend-private state */
     int abi;          /* DSM_BACKEND_ABI */
+    int host_threads; /* CPU threads callers may use for host-side work beside it (sampling); 0 = 1 */
 
     /* ---- memory (all required) ---- */
     /* Allocate bytes of device memory, 64-byte aligned, uninitialised; NULL on failure. */

@@ -389,6 +389,7 @@ int dsm_backend_cpu_create(int n_threads, struct dsm_backend **out, struct dsm_e
         .name = "cpu",
         .impl = ci,
         .abi = DSM_BACKEND_ABI,
+        .host_threads = ci->n_threads,
         .destroy = cpu_destroy,
         .linear = cpu_linear,
         .embedding = cpu_embedding,

@@ -312,6 +312,74 @@ static void test_truncation_exact(void) {
     CHECK_NEAR(lp, -log(z), 1e-6);
 }
 
+/* dsm_sample_keep (which sorts only the tokens above a lowered threshold) against sorting the
+ * whole vocabulary: the same ids in the same order, on peaked, flat, tied and underflowing
+ * distributions over 32000 tokens. */
+static const float *g_keep_p;
+static int keep_ref_cmp(const void *a, const void *b) {
+    int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
+    if (g_keep_p[i] != g_keep_p[j]) return g_keep_p[i] > g_keep_p[j] ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+static int keep_ref(const float *p, int V, double tsum, int top_k, float top_p, int32_t *idx) {
+    for (int i = 0; i < V; i++) idx[i] = i;
+    g_keep_p = p;
+    qsort(idx, (size_t)V, sizeof *idx, keep_ref_cmp);
+    int n = top_k > 0 && top_k < V ? top_k : V;
+    if (top_p > 0.0f && top_p < 1.0f) {
+        double acc = 0.0;
+        for (int i = 0; i < n; i++) {
+            acc += p[idx[i]] / tsum;
+            if (acc >= top_p) return i + 1;
+        }
+    }
+    return n;
+}
+
+static void test_keep_large_vocab(void) {
+    enum { V = 32000 };
+    float *p = malloc(sizeof(float) * V);
+    int32_t *a = malloc(sizeof(int32_t) * V), *b = malloc(sizeof(int32_t) * V);
+    struct dsm_rng rng;
+    dsm_rng_seed(&rng, 5);
+    struct { int k; float p; } set[] = {{40, 1.0f}, {0, 0.9f}, {50, 0.95f}, {0, 0.999f}, {1, 1.0f}, {0, 0.5f}, {V - 1, 0.99f}};
+    int cases = 0, mismatches = 0, big = 0, lowered = 0;
+    for (int shape = 0; shape < 6; shape++) {
+        double tsum = 0.0;
+        for (int i = 0; i < V; i++) {
+            double u = dsm_rng_uniform(&rng), x;
+            switch (shape) {
+            case 0: x = 12.0 * u; break;                      /* peaked: a few tokens dominate */
+            case 1: x = 0.01 * u; break;                      /* nearly flat: the nucleus is most of V */
+            case 2: x = (double)(int)(4 * u); break;          /* four levels: long runs of ties */
+            case 3: x = i < 100 ? 0.0 : -200.0 + u; break;    /* the tail underflows to 0 */
+            case 4: x = 40.0 * u; break;                      /* spread over many thresholds */
+            default: x = i == 7 ? 40.0 : 30.0 - u; break;     /* one token above a flat rest */
+            }
+            p[i] = (float)exp(x - 40.0);
+            tsum += p[i];
+        }
+        for (size_t c = 0; c < sizeof set / sizeof set[0]; c++) {
+            int n1 = dsm_sample_keep(p, V, tsum, set[c].k, set[c].p, a);
+            int n2 = keep_ref(p, V, tsum, set[c].k, set[c].p, b);
+            cases++;
+            if (n1 != n2 || memcmp(a, b, sizeof(int32_t) * (size_t)n1) != 0) {
+                mismatches++;
+                fprintf(stderr, "keep: shape %d k=%d p=%g: %d kept, brute force %d\n", shape, set[c].k, set[c].p, n1, n2);
+            }
+            big += n2 > 1000;
+            lowered += shape == 5 && n2 > 1; /* beyond the first threshold's single candidate */
+        }
+    }
+    CHECK_MSG(mismatches == 0, "%d of %d truncations differ from sorting the whole vocabulary", mismatches, cases);
+    CHECK_MSG(lowered >= 3, "only %d cases needed tokens below the first threshold", lowered);
+    CHECK_MSG(big >= 2, "only %d cases kept more than 1000 tokens: the lowered threshold went untested", big);
+    /* both off: every id, in id order */
+    CHECK(dsm_sample_keep(p, V, 1.0, 0, 1.0f, a) == V && a[0] == 0 && a[V - 1] == V - 1);
+    free(p), free(a), free(b);
+}
+
 static void test_stop_and_eos(struct dsm_engine *e) {
     struct dsm_err err = {0};
     int32_t prompt[] = {256, 83, 104, 111, 119};
@@ -414,6 +482,7 @@ int main(void) {
     test_distribution(m, e, 0.05f, 0, 1.0f);
     test_distribution(m, e, 0.03f, 20, 0.9f);
     test_truncation_exact();
+    test_keep_large_vocab();
     test_stop_and_eos(e);
     test_budget_and_errors(m);
     dsm_engine_destroy(e);
