@@ -51,8 +51,10 @@ struct dsm_engine {
     struct dsm_engine_stats st;
     /* per run */
     int slots, cap;
-    size_t slot_stride;       /* floats per slot: L * cap * KV */
-    float *kpool, *vpool;     /* device (slots, L, cap, KV) */
+    enum dsm_dtype kvdt;      /* of the pool: f32 or f16 */
+    size_t slot_stride;       /* elements per slot: L * cap * KV */
+    void *kpool, *vpool;      /* device (slots, L, Hkv, cap, D) of kvdt: one head's rows contiguous */
+    float *pre_k, *pre_v;     /* device (L, longest prompt, KV) f32: a prompt's prefill before its store */
     float *knew, *vnew;       /* device (B, KV) */
     float *scratch;           /* device (B, Hq, cap) */
     int32_t *dev_ids, *dev_pos, *dev_slot, *dev_len, *dev_pslot, *dev_plen; /* device (B) */
@@ -78,6 +80,12 @@ int dsm_engine_create(struct dsm_model *m, const struct dsm_tokenizer *tok,
     e->max_batch = opts && opts->max_batch > 0 ? opts->max_batch : 64;
     if (e->max_batch > m->Tmax) e->max_batch = m->Tmax;
     e->budget = opts && opts->kv_budget_bytes ? opts->kv_budget_bytes : (size_t)1 << 30;
+    e->kvdt = opts ? opts->kv_dtype : DSM_DT_F32;
+    if (e->kvdt != DSM_DT_F32 && e->kvdt != DSM_DT_F16) {
+        int bad = (int)e->kvdt;
+        free(e);
+        return dsm_errf(err, DSM_EINVAL, "KV cache dtype %d: the engine keeps f32 or f16", bad);
+    }
     *out = e;
     return DSM_OK;
 }
@@ -85,6 +93,7 @@ int dsm_engine_create(struct dsm_model *m, const struct dsm_tokenizer *tok,
 static void free_run(struct dsm_engine *e) {
     struct dsm_backend *be = e->m->be;
     be->free(be, e->kpool), be->free(be, e->vpool), be->free(be, e->knew), be->free(be, e->vnew);
+    be->free(be, e->pre_k), be->free(be, e->pre_v);
     be->free(be, e->scratch), be->free(be, e->dev_ids), be->free(be, e->dev_pos);
     be->free(be, e->dev_slot), be->free(be, e->dev_len), be->free(be, e->dev_pslot), be->free(be, e->dev_plen);
     free(e->logits), free(e->sp), free(e->sidx), free(e->pick), free(e->pick_lp), free(e->ref), free(e->pref_req);
@@ -95,7 +104,8 @@ static void free_run(struct dsm_engine *e) {
             tok_stream_destroy(e->seqs[i].ts);
         }
     free(e->seqs);
-    e->kpool = e->vpool = e->knew = e->vnew = e->scratch = NULL;
+    e->kpool = e->vpool = NULL;
+    e->knew = e->vnew = e->scratch = e->pre_k = e->pre_v = NULL;
     e->dev_ids = e->dev_pos = e->dev_slot = e->dev_len = e->dev_pslot = e->dev_plen = NULL;
     e->logits = e->sp = NULL;
     e->sidx = e->pick = NULL;
@@ -145,13 +155,15 @@ static int alloc_run(struct dsm_engine *e, const struct dsm_gen_request *reqs, i
     int KV = c->n_kv_heads * c->head_dim, V = c->vocab_size;
     e->cap = 0;
     long total = 0;
+    int longest = 0;
     for (int r = 0; r < nreq; r++) {
         int need = reqs[r].n_prompt + reqs[r].s.max_tokens;
         e->cap = need > e->cap ? need : e->cap;
+        longest = reqs[r].n_prompt > longest ? reqs[r].n_prompt : longest;
         total += reqs[r].n;
     }
     e->slot_stride = (size_t)c->n_layers * e->cap * KV;
-    size_t slot_bytes = 2 * e->slot_stride * sizeof(float);
+    size_t esize = dsm_dtype_size(e->kvdt), slot_bytes = 2 * e->slot_stride * esize;
     size_t fit = e->budget / slot_bytes;
     if (fit < 1)
         return dsm_errf(err, DSM_EINVAL, "KV budget of %zu bytes holds no sequence of %d tokens (one needs %zu bytes)",
@@ -159,9 +171,13 @@ static int alloc_run(struct dsm_engine *e, const struct dsm_gen_request *reqs, i
     e->slots = (int)(fit < (size_t)e->max_batch ? fit : (size_t)e->max_batch);
     if (e->slots > total) e->slots = (int)total;
     int B = e->slots;
-    size_t pool = (size_t)e->slots * e->slot_stride * sizeof(float);
+    size_t pool = (size_t)e->slots * e->slot_stride * esize;
     e->kpool = be->alloc(be, pool);
     e->vpool = be->alloc(be, pool);
+    size_t pre = sizeof(float) * (size_t)c->n_layers * (size_t)longest * KV;
+    e->pre_k = be->alloc(be, pre);
+    e->pre_v = be->alloc(be, pre);
+    int pre_ok = e->pre_k && e->pre_v;
     if (be->advise_sparse) { /* a sample sharing its prompt's KV writes only its own rows */
         be->advise_sparse(be, e->kpool, pool);
         be->advise_sparse(be, e->vpool, pool);
@@ -188,18 +204,34 @@ static int alloc_run(struct dsm_engine *e, const struct dsm_gen_request *reqs, i
     e->seqs = dsm_calloc((size_t)B, sizeof *e->seqs, err);
     if (!e->kpool || !e->vpool || !e->knew || !e->vnew || !e->scratch || !e->dev_ids || !e->dev_pos || !e->dev_slot ||
         !e->dev_len || !e->dev_pslot || !e->dev_plen || !e->ref || !e->pref_req || !e->logits || !e->sp || !e->sidx ||
-        !e->pick || !e->pick_lp || !e->seqs)
+        !e->pick || !e->pick_lp || !e->seqs || !pre_ok)
         return dsm_errf(err, DSM_ENOMEM, "cannot allocate a KV pool of %d slots x %d tokens (%zu bytes)", e->slots, e->cap, 2 * pool);
     e->st.slots = e->slots;
     e->st.kv_bytes = 2 * pool;
     return DSM_OK;
 }
 
-/* A non-owning KV view onto slot i. */
-static struct dsm_kv slot_view(struct dsm_engine *e, int i, int len) {
-    struct dsm_kv kv = {.m = e->m, .cap = e->cap, .len = len, .owned = 0,
-                        .k = e->kpool + (size_t)i * e->slot_stride, .v = e->vpool + (size_t)i * e->slot_stride};
-    return kv;
+/* Element off of a pool of the engine's KV dtype. */
+static void *pool_at(const struct dsm_engine *e, void *pool, size_t off) {
+    return (char *)pool + off * dsm_dtype_size(e->kvdt);
+}
+
+/* Prefill prompt (n tokens) into slot s, its logits to lg: the model's f32 KV cache (L, n, KV) in
+ * pre_k / pre_v, then each layer stored into the slot's head-major blocks in the pool's dtype. The
+ * prompt's own attention and first logits are those of the f32 model whatever the pool keeps. */
+static int prefill_slot(struct dsm_engine *e, int s, const int32_t *prompt, int n, float *lg, struct dsm_err *err) {
+    struct dsm_model *m = e->m;
+    int Hkv = m->cfg.n_kv_heads, D = m->cfg.head_dim;
+    size_t KV = (size_t)Hkv * D;
+    struct dsm_kv kv = {.m = m, .cap = n, .len = 0, .owned = 0, .k = e->pre_k, .v = e->pre_v};
+    int rc = dsm_model_forward(m, &kv, prompt, n, lg, 0, err);
+    if (rc) return rc;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        size_t dst = (size_t)s * e->slot_stride + (size_t)l * e->cap * KV, src = (size_t)l * n * KV;
+        m->be->kv_store(m->be, pool_at(e, e->kpool, dst), e->kvdt, e->pre_k + src, n, e->cap, Hkv, D);
+        m->be->kv_store(m->be, pool_at(e, e->vpool, dst), e->kvdt, e->pre_v + src, n, e->cap, Hkv, D);
+    }
+    return DSM_OK;
 }
 
 /* Append text to a sequence's buffer. */
@@ -304,10 +336,9 @@ static int admit(struct dsm_engine *e, const struct dsm_gen_request *reqs, struc
         e->ref[sibling]++;
         e->st.kv_shared++;
     } else {
-        struct dsm_kv view = slot_view(e, s, 0);
         float *lg = rs[r].first_logits ? e->logits : malloc(sizeof(float) * (size_t)V);
         if (!lg) return dsm_errf(err, DSM_ENOMEM, "out of memory");
-        if ((rc = dsm_model_forward(m, &view, rq->prompt, rq->n_prompt, lg, 0, err))) {
+        if ((rc = prefill_slot(e, s, rq->prompt, rq->n_prompt, lg, err))) {
             if (lg != e->logits) free(lg);
             return rc;
         }
@@ -371,10 +402,11 @@ static int decode_step(struct dsm_engine *e, const int *act, int B, struct dsm_e
         be->linear(be, e->vnew, m->h, WL(DSM_P_V), m->wdt, WL(DSM_P_V_BIAS), B, KV, C);
         be->rope(be, m->q, e->dev_pos, m->rope_cos, m->rope_sin, B, c->n_heads, D, Q);
         be->rope(be, e->knew, e->dev_pos, m->rope_cos, m->rope_sin, B, c->n_kv_heads, D, KV);
-        be->kv_scatter(be, e->kpool + lo, e->knew, e->dev_slot, e->dev_pos, e->slot_stride, B, KV);
-        be->kv_scatter(be, e->vpool + lo, e->vnew, e->dev_slot, e->dev_pos, e->slot_stride, B, KV);
-        be->attention_decode(be, m->att, m->q, e->kpool + lo, e->vpool + lo, e->dev_slot, e->dev_len, e->dev_pslot,
-                             e->dev_plen, e->slot_stride, e->scratch, B, c->n_heads, c->n_kv_heads, D, scale);
+        void *kl = pool_at(e, e->kpool, lo), *vl = pool_at(e, e->vpool, lo);
+        be->kv_scatter(be, kl, e->kvdt, e->knew, e->dev_slot, e->dev_pos, e->slot_stride, e->cap, B, c->n_kv_heads, D);
+        be->kv_scatter(be, vl, e->kvdt, e->vnew, e->dev_slot, e->dev_pos, e->slot_stride, e->cap, B, c->n_kv_heads, D);
+        be->attention_decode(be, m->att, m->q, kl, vl, e->kvdt, e->dev_slot, e->dev_len, e->dev_pslot,
+                             e->dev_plen, e->slot_stride, e->cap, e->scratch, B, c->n_heads, c->n_kv_heads, D, scale);
         be->linear(be, m->h, m->att, WL(DSM_P_O), m->wdt, WL(DSM_P_O_BIAS), B, C, Q);
         be->add(be, m->x, m->x, m->h, (size_t)B * C);
         dsm_model_mlp_block(m, l, B);

@@ -13,9 +13,12 @@
  *    it); "length" when max_tokens were generated.
  *
  * Memory: a pool of KV slots, each one sequence of up to cap = max(prompt + max_tokens) tokens:
- *   slot bytes = 2 (K and V) * layers * cap * kv_heads * head_dim * 4
+ *   slot bytes = 2 (K and V) * layers * cap * kv_heads * head_dim * (4 for f32, 2 for f16)
  *   live sequences = min(max_batch, floor(kv_budget_bytes / slot bytes))  (at least 1, or an error)
- * Samples wait for a free slot; they never fail for lack of one.
+ * Samples wait for a free slot; they never fail for lack of one. The engine also holds (f32) the
+ * KV of the longest prompt while it is prefilled: 2 * layers * prompt * kv_heads * head_dim * 4
+ * bytes more. With an f16 pool (kv_dtype), decode attends over f16-rounded keys and values (relative
+ * error <= 2^-11 per element); the prefill and the first token's logits stay f32.
  */
 #ifndef DSM_ENGINE_H
 #define DSM_ENGINE_H
@@ -66,6 +69,8 @@ typedef int (*dsm_completion_fn)(void *user, const struct dsm_completion *c);
 struct dsm_engine_opts {
     int max_batch;            /* live sequences at most; 0 = 64 (also capped by the model's max_tokens) */
     size_t kv_budget_bytes;   /* 0 = 1 GiB */
+    enum dsm_dtype kv_dtype;  /* the KV pool's: DSM_DT_F32 (the default, 0) or DSM_DT_F16 (half the
+                               * bytes decode reads; each sample's rows rounded to f16) */
 };
 
 struct dsm_engine_stats {

@@ -96,22 +96,33 @@ struct dsm_backend {
                       float scale);
 
     /* Decode attention for B sequences with one new query each, over a pool of KV slots.
-     * out (B, Hq*D); q (B, Hq*D); k, v: this layer's rows of slot 0, slot b's rows start at
-     * k + slot[b] * slot_stride (floats), each (cap, Hkv*D); sequence b attends keys
-     * 0..len[b]-1 (its new key included): keys 0..plen[b]-1 are read from slot pslot[b] (a
-     * prompt prefix shared by the samples of one request, stored once), keys plen[b]..len[b]-1
-     * from slot[b] at the same positions; plen[b] = 0 when the sequence's own slot holds it all.
-     * The result does not depend on where the keys are stored. slot, len, pslot and plen are int32
-     * device arrays (B). scratch: at least B * Hq * max(len) floats. */
-    void (*attention_decode)(struct dsm_backend *be, float *out, const float *q, const float *k,
-                             const float *v, const int32_t *slot, const int32_t *len,
-                             const int32_t *pslot, const int32_t *plen, size_t slot_stride,
-                             float *scratch, int B, int Hq, int Hkv, int D, float scale);
+     * Pool layout: a slot holds, per layer, Hkv blocks of cap rows of D elements (head-major, so
+     * that one head's rows are contiguous); k, v point at this layer's block of slot 0, of dtype
+     * kvdt (f32 or f16); row s of kv head h of slot x is at (x * slot_stride + (h * cap + s) * D)
+     * elements. out (B, Hq*D); q (B, Hq*D). Sequence b attends keys 0..len[b]-1 (its new key
+     * included): keys 0..plen[b]-1 are read from slot pslot[b] (a prompt prefix shared by the
+     * samples of one request, stored once), keys plen[b]..len[b]-1 from slot[b] at the same
+     * positions; plen[b] = 0 when the sequence's own slot holds it all. The result does not depend
+     * on where the keys are stored. slot, len, pslot and plen are int32 device arrays (B).
+     * scratch: at least B * Hq * max(len) floats. */
+    void (*attention_decode)(struct dsm_backend *be, float *out, const float *q, const void *k,
+                             const void *v, enum dsm_dtype kvdt, const int32_t *slot,
+                             const int32_t *len, const int32_t *pslot, const int32_t *plen,
+                             size_t slot_stride, int cap, float *scratch, int B, int Hq, int Hkv,
+                             int D, float scale);
 
-    /* Write B rows into a slot pool: pool + slot[b] * slot_stride + pos[b] * W <- src row b,
-     * for src (B, W). slot and pos are int32 device arrays (B). */
-    void (*kv_scatter)(struct dsm_backend *be, float *pool, const float *src, const int32_t *slot,
-                       const int32_t *pos, size_t slot_stride, int B, int W);
+    /* Write B rows into a slot pool laid out as for attention_decode, of dtype kvdt (f32, or f16
+     * rounded to nearest even): head h of src row b (src (B, Hkv*D) f32) goes to row pos[b] of
+     * head h of slot slot[b]. slot and pos are int32 device arrays (B). */
+    void (*kv_scatter)(struct dsm_backend *be, void *pool, enum dsm_dtype kvdt, const float *src,
+                       const int32_t *slot, const int32_t *pos, size_t slot_stride, int cap, int B,
+                       int Hkv, int D);
+
+    /* One layer of a prefilled prompt into a slot: src (n, Hkv*D) f32, as the model's KV cache
+     * holds it, to rows 0..n-1 of each head of dst (one slot's layer block, Hkv x cap x D, dtype
+     * dt: f32 or f16 rounded to nearest even). */
+    void (*kv_store)(struct dsm_backend *be, void *dst, enum dsm_dtype dt, const float *src, int n, int cap,
+                     int Hkv, int D);
 
     /* Floats of scratch ->attention needs for T queries over S = pos0 + T keys with Hq heads.
      * Monotone in each argument, so callers may size for the largest call once. */

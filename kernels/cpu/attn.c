@@ -4,15 +4,25 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdint.h>
 
-#define AVX512 __attribute__((target("avx512f")))
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
 
-/* Key and value rows of one head sit Hkv * D floats apart, mostly a page or more for real shapes,
- * which the hardware prefetchers do not follow: decode over a sequence's own rows waited on one
- * miss after another. Rows ATTN_PF ahead are requested explicitly. */
+/* Key and value rows of one head sit Hkv * D elements apart, mostly a page or more for real
+ * shapes, which the hardware prefetchers do not follow: decode over a sequence's own rows waited
+ * on one miss after another. Rows ATTN_PF ahead are requested explicitly. */
 #define ATTN_PF 16
-AVX512 static inline void prefetch_row(const float *r, int D) {
-    for (int j = 0; j < D; j += 16) _mm_prefetch((const char *)(r + j), _MM_HINT_T0);
+
+/* Rows are f32 (H = 0) or f16 (H = 1, widened in registers); H is a compile-time constant in
+ * every instance below, offsets are in elements. */
+AVX512 static inline __m512 ld16(const void *base, size_t off, const int H) {
+    if (H) return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)base + off)));
+    return _mm512_loadu_ps((const float *)base + off);
+}
+
+AVX512 static inline void prefetch_row(const void *base, size_t off, int D, const int H) {
+    const char *r = (const char *)base + off * (H ? 2 : 4);
+    for (int j = 0; j < D * (H ? 2 : 4); j += 64) _mm_prefetch(r + j, _MM_HINT_T0);
 }
 
 int attn_avx512_ok(int D) {
@@ -20,41 +30,54 @@ int attn_avx512_ok(int D) {
     return D % 16 == 0 && D <= ATTN_MAX_D && __builtin_cpu_supports("avx512f");
 }
 
-AVX512 void attn_scores_avx512(float *p, const float *q, const float *k, int n, int stride, int D, float scale) {
+AVX512 __attribute__((always_inline)) static inline void
+scores_one(float *p, const float *q, const void *k, int n, int stride, int D, float scale, const int H) {
     __m512 qv[ATTN_MAX_D / 16];
     int nv = D / 16;
     for (int j = 0; j < nv; j++) qv[j] = _mm512_loadu_ps(q + 16 * j);
     int s = 0;
     for (; s + 2 <= n; s += 2) { /* two keys at a time: independent FMA chains */
-        const float *k0 = k + (size_t)s * stride, *k1 = k0 + stride;
-        if (s + ATTN_PF + 1 < n) prefetch_row(k0 + (size_t)ATTN_PF * stride, D), prefetch_row(k1 + (size_t)ATTN_PF * stride, D);
+        size_t r0 = (size_t)s * stride, r1 = r0 + (size_t)stride;
+        if (s + ATTN_PF + 1 < n)
+            prefetch_row(k, r0 + (size_t)ATTN_PF * stride, D, H), prefetch_row(k, r1 + (size_t)ATTN_PF * stride, D, H);
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
         for (int j = 0; j < nv; j++) {
-            a0 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k0 + 16 * j), a0);
-            a1 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k1 + 16 * j), a1);
+            a0 = _mm512_fmadd_ps(qv[j], ld16(k, r0 + 16 * (size_t)j, H), a0);
+            a1 = _mm512_fmadd_ps(qv[j], ld16(k, r1 + 16 * (size_t)j, H), a1);
         }
         p[s] = scale * _mm512_reduce_add_ps(a0);
         p[s + 1] = scale * _mm512_reduce_add_ps(a1);
     }
     for (; s < n; s++) {
-        const float *k0 = k + (size_t)s * stride;
+        size_t r0 = (size_t)s * stride;
         __m512 a0 = _mm512_setzero_ps();
-        for (int j = 0; j < nv; j++) a0 = _mm512_fmadd_ps(qv[j], _mm512_loadu_ps(k0 + 16 * j), a0);
+        for (int j = 0; j < nv; j++) a0 = _mm512_fmadd_ps(qv[j], ld16(k, r0 + 16 * (size_t)j, H), a0);
         p[s] = scale * _mm512_reduce_add_ps(a0);
     }
 }
 
-AVX512 void attn_accum_avx512(float *o, const float *p, const float *v, int n, int stride, int D, int from_o) {
+AVX512 void attn_scores_avx512(float *p, const float *q, const void *k, int f16, int n, int stride, int D, float scale) {
+    if (f16) scores_one(p, q, k, n, stride, D, scale, 1);
+    else scores_one(p, q, k, n, stride, D, scale, 0);
+}
+
+AVX512 __attribute__((always_inline)) static inline void
+accum_one(float *o, const float *p, const void *v, int n, int stride, int D, int from_o, const int H) {
     __m512 acc[ATTN_MAX_D / 16];
     int nv = D / 16;
     for (int j = 0; j < nv; j++) acc[j] = from_o ? _mm512_loadu_ps(o + 16 * j) : _mm512_setzero_ps();
     for (int s = 0; s < n; s++) {
         __m512 ps = _mm512_set1_ps(p[s]);
-        const float *vr = v + (size_t)s * stride;
-        if (s + ATTN_PF < n) prefetch_row(vr + (size_t)ATTN_PF * stride, D);
-        for (int j = 0; j < nv; j++) acc[j] = _mm512_fmadd_ps(ps, _mm512_loadu_ps(vr + 16 * j), acc[j]);
+        size_t r = (size_t)s * stride;
+        if (s + ATTN_PF < n) prefetch_row(v, r + (size_t)ATTN_PF * stride, D, H);
+        for (int j = 0; j < nv; j++) acc[j] = _mm512_fmadd_ps(ps, ld16(v, r + 16 * (size_t)j, H), acc[j]);
     }
     for (int j = 0; j < nv; j++) _mm512_storeu_ps(o + 16 * j, acc[j]);
+}
+
+AVX512 void attn_accum_avx512(float *o, const float *p, const void *v, int f16, int n, int stride, int D, int from_o) {
+    if (f16) accum_one(o, p, v, n, stride, D, from_o, 1);
+    else accum_one(o, p, v, n, stride, D, from_o, 0);
 }
 
 /* The multi-query kernels handle D <= 64 (at most 4 vectors per query) so that 4 queries' state
@@ -63,18 +86,18 @@ AVX512 void attn_accum_avx512(float *o, const float *p, const float *v, int n, i
 int attn_multi_ok(int D) { return attn_avx512_ok(D) && D <= 64; }
 
 AVX512 __attribute__((always_inline)) static inline void
-scores_multi(float *const *p, const float *const *q, int nq, const float *k, int n, int stride, float scale,
-             const int NV) {
+scores_multi(float *const *p, const float *const *q, int nq, const void *k, int n, int stride, float scale,
+             const int NV, const int H) {
     __m512 qv[ATTN_MULTI][4];
 #pragma GCC unroll 4
     for (int i = 0; i < ATTN_MULTI; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < NV; j++) qv[i][j] = i < nq ? _mm512_loadu_ps(q[i] + 16 * j) : _mm512_setzero_ps();
     for (int s = 0; s < n; s++) {
-        const float *k0 = k + (size_t)s * stride;
+        size_t r = (size_t)s * stride;
         __m512 kv[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < NV; j++) kv[j] = _mm512_loadu_ps(k0 + 16 * j);
+        for (int j = 0; j < NV; j++) kv[j] = ld16(k, r + 16 * (size_t)j, H);
 #pragma GCC unroll 4
         for (int i = 0; i < ATTN_MULTI; i++) {
             if (i >= nq) break;
@@ -86,28 +109,32 @@ scores_multi(float *const *p, const float *const *q, int nq, const float *k, int
     }
 }
 
-AVX512 void attn_scores_multi_avx512(float *const *p, const float *const *q, int nq, const float *k, int n, int stride,
-                                     int D, float scale) {
-    switch (D / 16) {
-    case 1: scores_multi(p, q, nq, k, n, stride, scale, 1); break;
-    case 2: scores_multi(p, q, nq, k, n, stride, scale, 2); break;
-    case 3: scores_multi(p, q, nq, k, n, stride, scale, 3); break;
-    default: scores_multi(p, q, nq, k, n, stride, scale, 4); break;
+AVX512 void attn_scores_multi_avx512(float *const *p, const float *const *q, int nq, const void *k, int f16, int n,
+                                     int stride, int D, float scale) {
+#define SCORES_NV(H)                                                                                                   \
+    switch (D / 16) {                                                                                                  \
+    case 1: scores_multi(p, q, nq, k, n, stride, scale, 1, H); break;                                                  \
+    case 2: scores_multi(p, q, nq, k, n, stride, scale, 2, H); break;                                                  \
+    case 3: scores_multi(p, q, nq, k, n, stride, scale, 3, H); break;                                                  \
+    default: scores_multi(p, q, nq, k, n, stride, scale, 4, H); break;                                                 \
     }
+    if (f16) SCORES_NV(1) else SCORES_NV(0)
+#undef SCORES_NV
 }
 
 AVX512 __attribute__((always_inline)) static inline void
-accum_multi(float *const *o, const float *const *p, int nq, const float *v, int n, int stride, const int NV) {
+accum_multi(float *const *o, const float *const *p, int nq, const void *v, int n, int stride, const int NV,
+            const int H) {
     __m512 acc[ATTN_MULTI][4];
 #pragma GCC unroll 4
     for (int i = 0; i < ATTN_MULTI; i++)
 #pragma GCC unroll 4
         for (int j = 0; j < NV; j++) acc[i][j] = _mm512_setzero_ps();
     for (int s = 0; s < n; s++) {
-        const float *vr = v + (size_t)s * stride;
+        size_t r = (size_t)s * stride;
         __m512 vv[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < NV; j++) vv[j] = _mm512_loadu_ps(vr + 16 * j);
+        for (int j = 0; j < NV; j++) vv[j] = ld16(v, r + 16 * (size_t)j, H);
 #pragma GCC unroll 4
         for (int i = 0; i < ATTN_MULTI; i++) {
             if (i >= nq) break;
@@ -123,13 +150,29 @@ accum_multi(float *const *o, const float *const *p, int nq, const float *v, int 
             for (int j = 0; j < NV; j++) _mm512_storeu_ps(o[i] + 16 * j, acc[i][j]);
 }
 
-AVX512 void attn_accum_multi_avx512(float *const *o, const float *const *p, int nq, const float *v, int n, int stride,
-                                    int D) {
-    switch (D / 16) {
-    case 1: accum_multi(o, p, nq, v, n, stride, 1); break;
-    case 2: accum_multi(o, p, nq, v, n, stride, 2); break;
-    case 3: accum_multi(o, p, nq, v, n, stride, 3); break;
-    default: accum_multi(o, p, nq, v, n, stride, 4); break;
+AVX512 void attn_accum_multi_avx512(float *const *o, const float *const *p, int nq, const void *v, int f16, int n,
+                                    int stride, int D) {
+#define ACCUM_NV(H)                                                                                                    \
+    switch (D / 16) {                                                                                                  \
+    case 1: accum_multi(o, p, nq, v, n, stride, 1, H); break;                                                          \
+    case 2: accum_multi(o, p, nq, v, n, stride, 2, H); break;                                                          \
+    case 3: accum_multi(o, p, nq, v, n, stride, 3, H); break;                                                          \
+    default: accum_multi(o, p, nq, v, n, stride, 4, H); break;                                                         \
+    }
+    if (f16) ACCUM_NV(1) else ACCUM_NV(0)
+#undef ACCUM_NV
+}
+
+/* dst (n) = src rounded to f16 (to nearest even, as dsm_f32_to_f16 for finite values). */
+AVX512 void attn_store_f16_avx512(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i *)(dst + i),
+                            _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if (i < n) {
+        __mmask16 mk = (__mmask16)((1u << (n - i)) - 1);
+        __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(mk, src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm256_mask_storeu_epi16(dst + i, mk, h);
     }
 }
 

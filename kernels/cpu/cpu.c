@@ -152,35 +152,52 @@ static void softmax_inplace(float *p, int n, int fast) {
     for (int s = 0; s < n; s++) p[s] *= inv;
 }
 
+/* Element i of a row of f32 (h = 0) or f16 (h = 1) values. */
+static inline float kv_elem(const void *row, size_t i, int h) {
+    return h ? dsm_f16_to_f32(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+}
+
+/* base + off elements of f32 (h = 0) or f16 (h = 1). */
+static inline const void *kv_at(const void *base, size_t off, int h) {
+    return (const char *)base + off * (h ? 2 : 4);
+}
+
 /* One query head over n1 + n2 keys: o (D) = softmax(scale * q·K) · V, with p (n1 + n2) as
  * scratch. Keys and values 0..n1-1 are rows of k1/v1, the next n2 rows of k2/v2 (a shared
- * prompt prefix and a sequence's own rows); rows are `stride` floats apart. The arithmetic is the
- * same as over one contiguous run of rows. */
-static void head_attend(float *o, float *p, const float *q, const float *k1, const float *v1, int n1,
-                        const float *k2, const float *v2, int n2, int stride, int D, float scale, int fast) {
+ * prompt prefix and a sequence's own rows); rows are `stride` elements apart, f32 or (h) f16.
+ * The arithmetic is the same as over one contiguous run of rows. */
+static void head_attend(float *o, float *p, const float *q, const void *k1, const void *v1, int n1,
+                        const void *k2, const void *v2, int n2, int h, int stride, int D, float scale,
+                        int fast) {
     int n = n1 + n2;
     if (fast) {
-        attn_scores_avx512(p, q, k1, n1, stride, D, scale);
-        if (n2) attn_scores_avx512(p + n1, q, k2, n2, stride, D, scale);
+        attn_scores_avx512(p, q, k1, h, n1, stride, D, scale);
+        if (n2) attn_scores_avx512(p + n1, q, k2, h, n2, stride, D, scale);
         softmax_inplace(p, n, 1);
-        attn_accum_avx512(o, p, v1, n1, stride, D, 0);
-        if (n2) attn_accum_avx512(o, p + n1, v2, n2, stride, D, 1);
+        attn_accum_avx512(o, p, v1, h, n1, stride, D, 0);
+        if (n2) attn_accum_avx512(o, p + n1, v2, h, n2, stride, D, 1);
         return;
     }
     for (int s = 0; s < n; s++) {
-        const float *kv = s < n1 ? k1 + (size_t)s * stride : k2 + (size_t)(s - n1) * stride;
+        const void *kv = s < n1 ? kv_at(k1, (size_t)s * stride, h) : kv_at(k2, (size_t)(s - n1) * stride, h);
         float d = 0.0f;
+        if (h)
+            for (int i = 0; i < D; i++) d += q[i] * kv_elem(kv, (size_t)i, 1);
+        else
 #pragma omp simd reduction(+ : d)
-        for (int i = 0; i < D; i++) d += q[i] * kv[i];
+            for (int i = 0; i < D; i++) d += q[i] * ((const float *)kv)[i];
         p[s] = d * scale;
     }
     softmax_inplace(p, n, 0);
     for (int i = 0; i < D; i++) o[i] = 0.0f;
     for (int s = 0; s < n; s++) {
-        const float *vv = s < n1 ? v1 + (size_t)s * stride : v2 + (size_t)(s - n1) * stride;
+        const void *vv = s < n1 ? kv_at(v1, (size_t)s * stride, h) : kv_at(v2, (size_t)(s - n1) * stride, h);
         float ps = p[s];
+        if (h)
+            for (int i = 0; i < D; i++) o[i] += ps * kv_elem(vv, (size_t)i, 1);
+        else
 #pragma omp simd
-        for (int i = 0; i < D; i++) o[i] += ps * vv[i];
+            for (int i = 0; i < D; i++) o[i] += ps * ((const float *)vv)[i];
     }
 }
 
@@ -198,7 +215,7 @@ static void attention_loop(struct cpu_impl *ci, float *out, const float *q, cons
         const float *qv = q + ((size_t)t * Hq + h) * D;
         float *p = scratch + (size_t)th * S;
         float *o = out + ((size_t)t * Hq + h) * D;
-        head_attend(o, p, qv, k + (size_t)kh * D, v + (size_t)kh * D, n, NULL, NULL, 0, Hkv * D, D, scale, fast);
+        head_attend(o, p, qv, k + (size_t)kh * D, v + (size_t)kh * D, n, NULL, NULL, 0, 0, Hkv * D, D, scale, fast);
     }
 }
 
@@ -208,13 +225,14 @@ static void attention_loop(struct cpu_impl *ci, float *out, const float *q, cons
  * is computed by the same chain of operations as head_attend's (tested bit for bit), so grouping
  * changes nothing and results do not depend on the batch. Work items (head, group) run head by
  * head so that a prefix's rows stay in cache. */
-static void cpu_attention_decode(struct dsm_backend *be, float *out, const float *q, const float *k,
-                                 const float *v, const int32_t *slot, const int32_t *len,
-                                 const int32_t *pslot, const int32_t *plen, size_t slot_stride,
+static void cpu_attention_decode(struct dsm_backend *be, float *out, const float *q, const void *k,
+                                 const void *v, enum dsm_dtype kvdt, const int32_t *slot, const int32_t *len,
+                                 const int32_t *pslot, const int32_t *plen, size_t slot_stride, int cap,
                                  float *scratch, int B, int Hq, int Hkv, int D, float scale) {
     struct cpu_impl *ci = IMPL(be);
-    int group = Hq / Hkv, KV = Hkv * D, Smax = 0, fast = ci->avx512 && attn_avx512_ok(D);
-    int multi = ci->avx512 && attn_multi_ok(D) ? ATTN_MULTI : 1;
+    int group = Hq / Hkv, Smax = 0, fast = ci->avx512 && attn_avx512_ok(D);
+    int multi = ci->avx512 && attn_multi_ok(D) ? ATTN_MULTI : 1, h = kvdt == DSM_DT_F16;
+    DSM_ASSERT(kvdt == DSM_DT_F32 || kvdt == DSM_DT_F16);
     size_t work = 0;
     for (int b = 0; b < B; b++) {
         Smax = len[b] > Smax ? len[b] : Smax;
@@ -233,46 +251,69 @@ static void cpu_attention_decode(struct dsm_backend *be, float *out, const float
     }
 #pragma omp parallel for schedule(dynamic, 2) num_threads(ci->n_threads) if (work * Hq * D >= PARALLEL_MIN)
     for (int i = 0; i < ng * Hq; i++) {
-        int h = i / ng, g = i % ng, kh = h / group, g0 = gstart[g], gn = gstart[g + 1] - g0;
-        size_t off = (size_t)kh * D;
+        int hd = i / ng, g = i % ng, kh = hd / group, g0 = gstart[g], gn = gstart[g + 1] - g0;
+        size_t off = (size_t)kh * cap * D; /* this head's block in a slot */
         int b0 = ord[g0], n1 = plen[b0];
         if (gn == 1) {
             int b = b0;
-            size_t bh = (size_t)b * Hq + h;
-            const float *k1 = k + (size_t)pslot[b] * slot_stride + off, *v1 = v + (size_t)pslot[b] * slot_stride + off;
-            const float *k2 = k + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
-            const float *v2 = v + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
-            head_attend(out + bh * D, scratch + bh * Smax, q + bh * D, k1, v1, n1, k2, v2, len[b] - n1, KV, D, scale, fast);
+            size_t bh = (size_t)b * Hq + hd, own = (size_t)slot[b] * slot_stride + off + (size_t)n1 * D;
+            size_t pre = (size_t)pslot[b] * slot_stride + off;
+            head_attend(out + bh * D, scratch + bh * Smax, q + bh * D, kv_at(k, pre, h), kv_at(v, pre, h), n1,
+                        kv_at(k, own, h), kv_at(v, own, h), len[b] - n1, h, D, D, scale, fast);
             continue;
         }
         float *pp[ATTN_MULTI], *oo[ATTN_MULTI];
         const float *qq[ATTN_MULTI], *cp[ATTN_MULTI];
         for (int j = 0; j < gn; j++) {
-            size_t bh = (size_t)ord[g0 + j] * Hq + h;
+            size_t bh = (size_t)ord[g0 + j] * Hq + hd;
             pp[j] = scratch + bh * Smax, oo[j] = out + bh * D, qq[j] = q + bh * D, cp[j] = pp[j];
         }
-        const float *kp = k + (size_t)pslot[b0] * slot_stride + off, *vp = v + (size_t)pslot[b0] * slot_stride + off;
-        attn_scores_multi_avx512(pp, qq, gn, kp, n1, KV, D, scale);
+        size_t pre = (size_t)pslot[b0] * slot_stride + off;
+        attn_scores_multi_avx512(pp, qq, gn, kv_at(k, pre, h), h, n1, D, D, scale);
         for (int j = 0; j < gn; j++) {
             int b = ord[g0 + j];
-            const float *k2 = k + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
-            if (len[b] > n1) attn_scores_avx512(pp[j] + n1, qq[j], k2, len[b] - n1, KV, D, scale);
+            size_t own = (size_t)slot[b] * slot_stride + off + (size_t)n1 * D;
+            if (len[b] > n1) attn_scores_avx512(pp[j] + n1, qq[j], kv_at(k, own, h), h, len[b] - n1, D, D, scale);
             softmax_inplace(pp[j], len[b], 1);
         }
-        attn_accum_multi_avx512(oo, cp, gn, vp, n1, KV, D);
+        attn_accum_multi_avx512(oo, cp, gn, kv_at(v, pre, h), h, n1, D, D);
         for (int j = 0; j < gn; j++) {
             int b = ord[g0 + j];
-            const float *v2 = v + (size_t)slot[b] * slot_stride + (size_t)n1 * KV + off;
-            attn_accum_avx512(oo[j], pp[j] + n1, v2, len[b] - n1, KV, D, 1);
+            size_t own = (size_t)slot[b] * slot_stride + off + (size_t)n1 * D;
+            attn_accum_avx512(oo[j], pp[j] + n1, kv_at(v, own, h), h, len[b] - n1, D, D, 1);
         }
     }
 }
 
-static void cpu_kv_scatter(struct dsm_backend *be, float *pool, const float *src, const int32_t *slot,
-                           const int32_t *pos, size_t slot_stride, int B, int W) {
-    (void)be;
+/* dst (n) of dtype dt <- src (n) f32. */
+static void store_row(struct cpu_impl *ci, void *dst, enum dsm_dtype dt, const float *src, size_t n) {
+    DSM_ASSERT(dt == DSM_DT_F32 || dt == DSM_DT_F16);
+    if (dt == DSM_DT_F32) {
+        memcpy(dst, src, sizeof(float) * n);
+    } else if (ci->avx512) {
+        attn_store_f16_avx512(dst, src, (int)n);
+    } else {
+        for (size_t i = 0; i < n; i++) ((uint16_t *)dst)[i] = dsm_f32_to_f16(src[i]);
+    }
+}
+
+static void cpu_kv_scatter(struct dsm_backend *be, void *pool, enum dsm_dtype kvdt, const float *src,
+                           const int32_t *slot, const int32_t *pos, size_t slot_stride, int cap, int B, int Hkv,
+                           int D) {
+    int h = kvdt == DSM_DT_F16;
     for (int b = 0; b < B; b++)
-        memcpy(pool + (size_t)slot[b] * slot_stride + (size_t)pos[b] * W, src + (size_t)b * W, sizeof(float) * (size_t)W);
+        for (int kh = 0; kh < Hkv; kh++)
+            store_row(IMPL(be), (void *)kv_at(pool, (size_t)slot[b] * slot_stride + ((size_t)kh * cap + pos[b]) * D, h),
+                      kvdt, src + ((size_t)b * Hkv + kh) * D, (size_t)D);
+}
+
+static void cpu_kv_store(struct dsm_backend *be, void *dst, enum dsm_dtype dt, const float *src, int n, int cap,
+                         int Hkv, int D) {
+    int h = dt == DSM_DT_F16;
+    for (int kh = 0; kh < Hkv; kh++)
+        for (int t = 0; t < n; t++)
+            store_row(IMPL(be), (void *)kv_at(dst, ((size_t)kh * cap + t) * D, h), dt,
+                      src + ((size_t)t * Hkv + kh) * D, (size_t)D);
 }
 
 /* Many queries (prefill): per head, scores = Q_h K_hᵀ and out_h = P V_h as two single-threaded
@@ -399,6 +440,7 @@ int dsm_backend_cpu_create(int n_threads, struct dsm_backend **out, struct dsm_e
         .attention_scratch = cpu_attention_scratch,
         .attention_decode = cpu_attention_decode,
         .kv_scatter = cpu_kv_scatter,
+        .kv_store = cpu_kv_store,
         .swiglu = cpu_swiglu,
         .add = cpu_add,
         .softmax = cpu_softmax,

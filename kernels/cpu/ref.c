@@ -94,31 +94,53 @@ void ref_attention(float *out, const float *q, const float *k, const float *v, i
     free(p);
 }
 
-void ref_attention_decode(float *out, const float *q, const float *k, const float *v,
+/* Element i of f32 or f16 (dt) storage, and the store back. */
+static float kv_get(const void *p, size_t i, enum dsm_dtype dt) {
+    return dt == DSM_DT_F16 ? dsm_f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+static void kv_put(void *p, size_t i, enum dsm_dtype dt, float x) {
+    if (dt == DSM_DT_F16) ((uint16_t *)p)[i] = dsm_f32_to_f16(x);
+    else ((float *)p)[i] = x;
+}
+
+void ref_attention_decode(float *out, const float *q, const void *k, const void *v, enum dsm_dtype kvdt,
                           const int32_t *slot, const int32_t *len, const int32_t *pslot,
-                          const int32_t *plen, size_t slot_stride, int B, int Hq, int Hkv, int D,
+                          const int32_t *plen, size_t slot_stride, int cap, int B, int Hq, int Hkv, int D,
                           float scale) {
     /* each sequence is a one-query causal attention at position len-1 over its keys, gathered
-     * into one contiguous copy: the shared prefix from pslot, the rest from its own slot */
+     * (widened to f32) into one contiguous (len, Hkv*D) copy: the shared prefix from pslot, the
+     * rest from its own slot */
     size_t row = (size_t)Hkv * D;
     for (int b = 0; b < B; b++) {
         float *kc = malloc(sizeof(float) * row * (size_t)len[b]), *vc = malloc(sizeof(float) * row * (size_t)len[b]);
         if (!kc || !vc) abort();
-        for (int s = 0; s < len[b]; s++) {
-            size_t src = (size_t)(s < plen[b] ? pslot[b] : slot[b]) * slot_stride + (size_t)s * row;
-            memcpy(kc + (size_t)s * row, k + src, sizeof(float) * row);
-            memcpy(vc + (size_t)s * row, v + src, sizeof(float) * row);
-        }
+        for (int s = 0; s < len[b]; s++)
+            for (int h = 0; h < Hkv; h++) {
+                size_t src = (size_t)(s < plen[b] ? pslot[b] : slot[b]) * slot_stride + ((size_t)h * cap + s) * D;
+                for (int i = 0; i < D; i++) {
+                    kc[(size_t)s * row + (size_t)h * D + i] = kv_get(k, src + i, kvdt);
+                    vc[(size_t)s * row + (size_t)h * D + i] = kv_get(v, src + i, kvdt);
+                }
+            }
         ref_attention(out + (size_t)b * Hq * D, q + (size_t)b * Hq * D, kc, vc, 1, len[b] - 1, Hq, Hkv, D, scale);
         free(kc), free(vc);
     }
 }
 
-void ref_kv_scatter(float *pool, const float *src, const int32_t *slot, const int32_t *pos,
-                    size_t slot_stride, int B, int W) {
+void ref_kv_scatter(void *pool, enum dsm_dtype kvdt, const float *src, const int32_t *slot, const int32_t *pos,
+                    size_t slot_stride, int cap, int B, int Hkv, int D) {
     for (int b = 0; b < B; b++)
-        for (int i = 0; i < W; i++)
-            pool[(size_t)slot[b] * slot_stride + (size_t)pos[b] * W + i] = src[(size_t)b * W + i];
+        for (int h = 0; h < Hkv; h++)
+            for (int i = 0; i < D; i++)
+                kv_put(pool, (size_t)slot[b] * slot_stride + ((size_t)h * cap + pos[b]) * D + i, kvdt,
+                       src[((size_t)b * Hkv + h) * D + i]);
+}
+
+void ref_kv_store(void *dst, enum dsm_dtype dt, const float *src, int n, int cap, int Hkv, int D) {
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < Hkv; h++)
+            for (int i = 0; i < D; i++)
+                kv_put(dst, ((size_t)h * cap + t) * D + i, dt, src[((size_t)t * Hkv + h) * D + i]);
 }
 
 void ref_swiglu(float *out, const float *gate, const float *up, size_t n) {

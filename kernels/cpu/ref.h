@@ -24,12 +24,14 @@ void ref_rope(float *x, const int32_t *pos, const float *cos, const float *sin, 
               int D, int stride);
 void ref_attention(float *out, const float *q, const float *k, const float *v, int T, int pos0,
                    int Hq, int Hkv, int D, float scale);
-void ref_attention_decode(float *out, const float *q, const float *k, const float *v,
+/* k, v, pool: f32 or f16 (kvdt), the head-major slot layout of backend.h; offsets in elements. */
+void ref_attention_decode(float *out, const float *q, const void *k, const void *v, enum dsm_dtype kvdt,
                           const int32_t *slot, const int32_t *len, const int32_t *pslot,
-                          const int32_t *plen, size_t slot_stride, int B, int Hq, int Hkv, int D,
+                          const int32_t *plen, size_t slot_stride, int cap, int B, int Hq, int Hkv, int D,
                           float scale);
-void ref_kv_scatter(float *pool, const float *src, const int32_t *slot, const int32_t *pos,
-                    size_t slot_stride, int B, int W);
+void ref_kv_scatter(void *pool, enum dsm_dtype kvdt, const float *src, const int32_t *slot, const int32_t *pos,
+                    size_t slot_stride, int cap, int B, int Hkv, int D);
+void ref_kv_store(void *dst, enum dsm_dtype dt, const float *src, int n, int cap, int Hkv, int D);
 void ref_swiglu(float *out, const float *gate, const float *up, size_t n);
 void ref_add(float *out, const float *a, const float *b, size_t n);
 void ref_softmax(float *out, const float *x, int R, int C);

@@ -37,17 +37,23 @@ static void rb_attention(struct dsm_backend *be, float *out, const float *q, con
     (void)scratch;
     ref_attention(out, q, k, v, T, pos0, Hq, Hkv, D, scale);
 }
-static void rb_attention_decode(struct dsm_backend *be, float *out, const float *q, const float *k,
-                                const float *v, const int32_t *slot, const int32_t *len,
-                                const int32_t *pslot, const int32_t *plen, size_t slot_stride,
+static void rb_attention_decode(struct dsm_backend *be, float *out, const float *q, const void *k,
+                                const void *v, enum dsm_dtype kvdt, const int32_t *slot, const int32_t *len,
+                                const int32_t *pslot, const int32_t *plen, size_t slot_stride, int cap,
                                 float *scratch, int B, int Hq, int Hkv, int D, float scale) {
     (void)be, (void)scratch;
-    ref_attention_decode(out, q, k, v, slot, len, pslot, plen, slot_stride, B, Hq, Hkv, D, scale);
+    ref_attention_decode(out, q, k, v, kvdt, slot, len, pslot, plen, slot_stride, cap, B, Hq, Hkv, D, scale);
 }
-static void rb_kv_scatter(struct dsm_backend *be, float *pool, const float *src, const int32_t *slot,
-                          const int32_t *pos, size_t slot_stride, int B, int W) {
+static void rb_kv_scatter(struct dsm_backend *be, void *pool, enum dsm_dtype kvdt, const float *src,
+                          const int32_t *slot, const int32_t *pos, size_t slot_stride, int cap, int B, int Hkv,
+                          int D) {
     (void)be;
-    ref_kv_scatter(pool, src, slot, pos, slot_stride, B, W);
+    ref_kv_scatter(pool, kvdt, src, slot, pos, slot_stride, cap, B, Hkv, D);
+}
+static void rb_kv_store(struct dsm_backend *be, void *dst, enum dsm_dtype dt, const float *src, int n, int cap,
+                        int Hkv, int D) {
+    (void)be;
+    ref_kv_store(dst, dt, src, n, cap, Hkv, D);
 }
 static size_t rb_attention_scratch(struct dsm_backend *be, int T, int S, int Hq) {
     (void)be, (void)T, (void)S, (void)Hq;
@@ -87,6 +93,7 @@ int dsm_backend_ref_create(struct dsm_backend **out, struct dsm_err *err) {
         .attention_scratch = rb_attention_scratch,
         .attention_decode = rb_attention_decode,
         .kv_scatter = rb_kv_scatter,
+        .kv_store = rb_kv_store,
         .swiglu = rb_swiglu,
         .add = rb_add,
         .softmax = rb_softmax,

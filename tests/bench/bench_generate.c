@@ -7,7 +7,10 @@
  * resident memory is its own.
  * Reports aggregate new tokens/s (wall time including the one prefill) and the speed-up over n = 1.
  *
- *   build/tests/bench_generate [--threads N] [--shapes 15m,110m] [--ns 1,8,32,64] [--new 256]
+ * --kv f32,f16 repeats the table with each KV cache dtype (the engine's kv_dtype; f32 by default,
+ * f16 halves the bytes decode attention reads, as llama.cpp's default KV cache type does).
+ *
+ *   build/tests/bench_generate [--threads N] [--shapes 15m,110m] [--ns 1,8,32,64] [--new 256] [--kv f32]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +30,7 @@ struct result {
     double kv_mb;
 };
 
-static int child(const char *dir, int threads, int n, int new_tokens, int fd) {
+static int child(const char *dir, int threads, int n, int new_tokens, int fd, enum dsm_dtype kvdt) {
     struct dsm_err err = {0};
     struct dsm_backend *be = NULL;
     struct dsm_model *m = NULL;
@@ -51,7 +54,7 @@ static int child(const char *dir, int threads, int n, int new_tokens, int fd) {
     double prefill = dsm_now() - t0;
     dsm_kv_destroy(kv);
     free(lg);
-    struct dsm_engine_opts eo = {.max_batch = 64, .kv_budget_bytes = (size_t)8 << 30};
+    struct dsm_engine_opts eo = {.max_batch = 64, .kv_budget_bytes = (size_t)8 << 30, .kv_dtype = kvdt};
     struct dsm_gen_request r = {prompt, 256, n, {0.8f, 0, 1.0f, new_tokens, 1, NULL, 0, 1}};
     if (dsm_engine_create(m, NULL, &eo, &e, &err) || dsm_engine_run(e, &r, 1, NULL, NULL, &err)) {
         fprintf(stderr, "bench_generate: %s\n", err.msg);
@@ -67,25 +70,37 @@ static int child(const char *dir, int threads, int n, int new_tokens, int fd) {
 }
 
 int main(int argc, char **argv) {
-    /* child mode: bench_generate --child DIR THREADS N NEW FD */
-    if (argc == 7 && !strcmp(argv[1], "--child"))
-        return child(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]));
+    /* child mode: bench_generate --child DIR THREADS N NEW FD KV */
+    if (argc == 8 && !strcmp(argv[1], "--child"))
+        return child(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
+                     !strcmp(argv[7], "f16") ? DSM_DT_F16 : DSM_DT_F32);
     int threads = 2, new_tokens = 256;
-    const char *shapes = "15m,110m", *ns = "1,8,32,64";
+    const char *shapes = "15m,110m", *ns = "1,8,32,64", *kvs = "f32";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--shapes")) shapes = argv[i + 1];
         else if (!strcmp(argv[i], "--ns")) ns = argv[i + 1];
         else if (!strcmp(argv[i], "--new")) new_tokens = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--kv")) kvs = argv[i + 1];
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    printf("dsm generation benchmark: %d threads, f32, prompt 256, %d new tokens per sample, temperature 0.8\n\n",
+    char kbuf[64];
+    snprintf(kbuf, sizeof kbuf, "%s", kvs);
+    for (char *k = kbuf; *k; k++) if (*k == ',') *k = ' ';
+    char kcheck[64], *s0 = NULL;
+    snprintf(kcheck, sizeof kcheck, "%s", kbuf);
+    for (char *kv = strtok_r(kcheck, " ", &s0); kv; kv = strtok_r(NULL, " ", &s0))
+        if (strcmp(kv, "f32") && strcmp(kv, "f16")) {
+            fprintf(stderr, "--kv: '%s' is not f32 or f16\n", kv);
+            return 2;
+        }
+    printf("dsm generation benchmark: %d threads, f32 weights, prompt 256, %d new tokens per sample, temperature 0.8\n\n",
            threads, new_tokens);
-    printf("| shape | n | new tokens | seconds | aggregate tok/s | x n=1 | prefill 256 (s) | KV pool MB | peak RSS MB |\n");
-    printf("|---|---|---|---|---|---|---|---|---|\n");
+    printf("| shape | KV | n | new tokens | seconds | aggregate tok/s | x n=1 | prefill 256 (s) | KV pool MB | peak RSS MB |\n");
+    printf("|---|---|---|---|---|---|---|---|---|---|\n");
     char sbuf[128];
     snprintf(sbuf, sizeof sbuf, "%s", shapes);
     char *s1 = NULL;
@@ -98,6 +113,9 @@ int main(int argc, char **argv) {
             fprintf(stderr, "bench_generate: %s\n", err.msg);
             return 1;
         }
+        char kv_list[64], *s3 = NULL;
+        snprintf(kv_list, sizeof kv_list, "%s", kbuf);
+        for (char *kv = strtok_r(kv_list, " ", &s3); kv; kv = strtok_r(NULL, " ", &s3)) {
         double base = 0;
         char nbuf[128];
         snprintf(nbuf, sizeof nbuf, "%s", ns);
@@ -114,7 +132,7 @@ int main(int argc, char **argv) {
                 snprintf(a_n, sizeof a_n, "%d", n);
                 snprintf(a_new, sizeof a_new, "%d", new_tokens);
                 snprintf(a_fd, sizeof a_fd, "%d", fds[1]);
-                execl("/proc/self/exe", argv[0], "--child", dir, a_threads, a_n, a_new, a_fd, (char *)NULL);
+                execl("/proc/self/exe", argv[0], "--child", dir, a_threads, a_n, a_new, a_fd, kv, (char *)NULL);
                 _exit(127);
             }
             close(fds[1]);
@@ -129,8 +147,9 @@ int main(int argc, char **argv) {
                 return 1;
             }
             if (n == 1) base = r.tok_s;
-            printf("| %s | %d | %ld | %.2f | %.1f | %.1f | %.3f | %.0f | %.0f |\n", shape, n, r.tokens, r.seconds, r.tok_s,
-                   base > 0 ? r.tok_s / base : 0.0, r.prefill_s, r.kv_mb, ru.ru_maxrss / 1024.0);
+            printf("| %s | %s | %d | %ld | %.2f | %.1f | %.1f | %.3f | %.0f | %.0f |\n", shape, kv, n, r.tokens, r.seconds,
+                   r.tok_s, base > 0 ? r.tok_s / base : 0.0, r.prefill_s, r.kv_mb, ru.ru_maxrss / 1024.0);
+        }
         }
         char cmd[300];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

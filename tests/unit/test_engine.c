@@ -62,6 +62,9 @@ static struct dsm_gen_settings settings(float temp, int max_tokens, uint64_t see
     return s;
 }
 
+/* The KV dtype of the engines the tests below create themselves (the sharing tests run twice). */
+static enum dsm_dtype g_kvdt = DSM_DT_F32;
+
 static int run(struct dsm_engine *e, const struct dsm_gen_request *r, int n, struct dsm_err *err) {
     G.n = 0;
     return dsm_engine_run(e, r, n, collect, NULL, err);
@@ -97,6 +100,42 @@ static void test_greedy_matches_forward(struct dsm_model *m, struct dsm_engine *
     CHECK_MSG(bad == 0, "%d greedy tokens differ from the full-forward argmax", bad);
     CHECK_MSG(lp_err < 1e-4, "log-prob error %g", lp_err);
     free(lg);
+}
+
+/* An f16 KV pool: greedy log-probs close to (not equal to) the f32 full forward's for the same
+ * tokens, half the pool bytes, and a dtype it cannot keep refused by name. */
+static void test_f16_kv(struct dsm_model *m, struct dsm_engine *e32, struct dsm_engine *e16) {
+    struct dsm_err err = {0};
+    int32_t prompt[] = {256, 49, 50, 32, 43, 32, 51, 48, 32, 61};
+    struct dsm_gen_request r = {prompt, 10, 1, settings(0.0f, 24, 0)};
+    CHECK_OK(run(e32, &r, 1, &err), &err);
+    size_t b32 = dsm_engine_stats(e32)->kv_bytes;
+    CHECK_OK(run(e16, &r, 1, &err), &err);
+    CHECK_MSG(dsm_engine_stats(e16)->kv_bytes * 2 == b32, "f16 pool %zu bytes, f32 pool %zu", dsm_engine_stats(e16)->kv_bytes, b32);
+    CHECK(G.n == 1 && G.len[0] == 24);
+    int V = dsm_model_config(m)->vocab_size, T = 10 + 24;
+    int32_t all[64];
+    memcpy(all, prompt, sizeof prompt);
+    memcpy(all + 10, G.ids[0], sizeof(int32_t) * 24);
+    float *lg = malloc(sizeof(float) * (size_t)T * V);
+    CHECK_OK(dsm_model_logits(m, all, T, lg, &err), &err);
+    double lp_err = 0, first_err = 0;
+    for (int t = 0; t < 24; t++) {
+        const float *row = lg + (size_t)(10 + t - 1) * V;
+        double mx = row[0], sum = 0;
+        for (int i = 1; i < V; i++) mx = fmax(mx, row[i]);
+        for (int i = 0; i < V; i++) sum += exp(row[i] - mx);
+        double d = fabs(row[G.ids[0][t]] - mx - log(sum) - G.lps[0][t]);
+        if (t == 0) first_err = d;
+        lp_err = fmax(lp_err, d);
+    }
+    fprintf(stderr, "f16 KV: greedy log-prob error against the f32 forward %.3g (first token %.3g)\n", lp_err, first_err);
+    CHECK_MSG(first_err < 1e-4, "the first token comes from the f32 prefill, error %g", first_err);
+    CHECK_MSG(lp_err > 1e-7 && lp_err < 1e-2, "f16 KV log-prob error %g, expected in (1e-7, 1e-2)", lp_err);
+    free(lg);
+    struct dsm_engine *bad = NULL;
+    struct dsm_engine_opts o = {.kv_dtype = DSM_DT_BF16};
+    CHECK(dsm_engine_create(m, NULL, &o, &bad, &err) == DSM_EINVAL && bad == NULL && strstr(err.msg, "f16"));
 }
 
 /* 64 mixed prompts with various settings; then each sample again alone. */
@@ -159,7 +198,7 @@ static void test_prefix_sharing(struct dsm_model *m, struct dsm_engine *e) {
     memcpy(&shared, &G, sizeof G);
     /* one slot at a time: no sibling is ever live, so every sample prefills its own prompt */
     struct dsm_engine *solo = NULL;
-    struct dsm_engine_opts o = {.max_batch = 1};
+    struct dsm_engine_opts o = {.max_batch = 1, .kv_dtype = g_kvdt};
     CHECK_OK(dsm_engine_create(m, NULL, &o, &solo, &err), &err);
     G.n = 0;
     CHECK_OK(dsm_engine_run(solo, &r, 1, collect, NULL, &err), &err);
@@ -182,7 +221,7 @@ static void test_held_prefix(struct dsm_model *m, const struct dsm_tokenizer *to
     struct dsm_gen_request r = {prompt, 40, 7, settings(1.0f, 40, 0)};
     r.s.stop = stops, r.s.n_stop = (int)DSM_ARRAY_LEN(stops);
     struct dsm_engine *solo = NULL, *three = NULL;
-    struct dsm_engine_opts o1 = {.max_batch = 1}, o3 = {.max_batch = 3};
+    struct dsm_engine_opts o1 = {.max_batch = 1, .kv_dtype = g_kvdt}, o3 = {.max_batch = 3, .kv_dtype = g_kvdt};
     CHECK_OK(dsm_engine_create(m, tok, &o1, &solo, &err), &err);
     CHECK_OK(dsm_engine_create(m, tok, &o3, &three, &err), &err);
     if (!solo || !three) return;
@@ -483,6 +522,21 @@ int main(void) {
     test_distribution(m, e, 0.03f, 20, 0.9f);
     test_truncation_exact();
     test_keep_large_vocab();
+    {
+        /* the sharing and batch guarantees hold for a 16-bit KV pool too */
+        struct dsm_engine *e16 = NULL;
+        struct dsm_engine_opts o16 = {.kv_dtype = DSM_DT_F16};
+        CHECK_OK(dsm_engine_create(m, tok, &o16, &e16, &err), &err);
+        if (e16) {
+            test_f16_kv(m, e, e16);
+            g_kvdt = DSM_DT_F16;
+            test_batch_independence(e16);
+            test_prefix_sharing(m, e16);
+            test_held_prefix(m, tok);
+            g_kvdt = DSM_DT_F32;
+            dsm_engine_destroy(e16);
+        }
+    }
     test_stop_and_eos(e);
     test_budget_and_errors(m);
     dsm_engine_destroy(e);

@@ -129,43 +129,69 @@ static void test_attention(struct dsm_backend *be) {
     }
 }
 
+/* f32 values as dt (f32 or f16) storage. */
+static void *as_dtype(const float *x, size_t n, enum dsm_dtype dt) {
+    void *p = malloc(n * dsm_dtype_size(dt));
+    for (size_t i = 0; i < n; i++)
+        if (dt == DSM_DT_F16) ((uint16_t *)p)[i] = dsm_f32_to_f16(x[i]);
+        else ((float *)p)[i] = x[i];
+    return p;
+}
+
 /* B sequences of different lengths in a pool of slots, one query each; some read a prompt prefix
- * from another slot (shared), and that gives the same bits as holding a copy of it. */
-static void test_attention_decode(struct dsm_backend *be) {
+ * from another slot (shared), and that gives the same bits as holding a copy of it. Pools of f32
+ * and of f16 (each against the reference widening the same f16 values). */
+static void test_attention_decode(struct dsm_backend *be, enum dsm_dtype dt) {
     int Hq = 6, Hkv = 2, D = 16, cap = 40, nslots = 5, KV = Hkv * D;
-    size_t stride = (size_t)3 * cap * KV; /* as if 3 layers per slot: stride > one layer */
-    float *k = test_rand_vec(stride * nslots), *v = test_rand_vec(stride * nslots);
+    size_t stride = (size_t)3 * cap * KV, es = dsm_dtype_size(dt); /* as if 3 layers per slot: stride > one layer */
+    float *kf = test_rand_vec(stride * nslots), *vf = test_rand_vec(stride * nslots);
+    void *k = as_dtype(kf, stride * nslots, dt), *v = as_dtype(vf, stride * nslots, dt);
     /* 0: all its own; 1 and 3: 12 prefix rows from slot 3 (read as a group), then 5 and 2 of
      * their own; 2: owner of its prefix */
     int32_t slot[] = {4, 0, 2, 1}, len[] = {1, 17, 40, 14}, pslot[] = {4, 3, 2, 3}, plen[] = {0, 12, 25, 12};
     int32_t zero[] = {0, 0, 0, 0};
     int B = 4;
-    float *q = test_rand_vec((size_t)B * Hq * D), *o1 = malloc(sizeof(float) * B * Hq * D), *o2 = malloc(sizeof(float) * B * Hq * D);
-    float *o3 = malloc(sizeof(float) * B * Hq * D);
+    size_t no = (size_t)B * Hq * D;
+    float *q = test_rand_vec(no), *o1 = malloc(sizeof(float) * no), *o2 = malloc(sizeof(float) * no);
+    float *o3 = malloc(sizeof(float) * no);
     float *scratch = malloc(sizeof(float) * B * Hq * cap);
-    be->attention_decode(be, o1, q, k, v, slot, len, pslot, plen, stride, scratch, B, Hq, Hkv, D, 0.25f);
-    ref_attention_decode(o2, q, k, v, slot, len, pslot, plen, stride, B, Hq, Hkv, D, 0.25f);
-    CHECK_MSG(max_rel(o1, o2, (size_t)B * Hq * D) <= 1e-5, "attention_decode err %g", max_rel(o1, o2, (size_t)B * Hq * D));
-    /* copy each shared prefix into the reader's own slot (every layer row of this view), run
-     * without sharing: bit-identical */
-    float *kc = malloc(sizeof(float) * stride * nslots), *vc = malloc(sizeof(float) * stride * nslots);
-    memcpy(kc, k, sizeof(float) * stride * nslots), memcpy(vc, v, sizeof(float) * stride * nslots);
+    be->attention_decode(be, o1, q, k, v, dt, slot, len, pslot, plen, stride, cap, scratch, B, Hq, Hkv, D, 0.25f);
+    ref_attention_decode(o2, q, k, v, dt, slot, len, pslot, plen, stride, cap, B, Hq, Hkv, D, 0.25f);
+    CHECK_MSG(max_rel(o1, o2, no) <= 1e-5, "attention_decode %s err %g", dsm_dtype_name(dt), max_rel(o1, o2, no));
+    if (dt == DSM_DT_F16) {
+        /* the same keys unrounded: close (f16 keeps 11 significant bits), not equal */
+        ref_attention_decode(o3, q, kf, vf, DSM_DT_F32, slot, len, pslot, plen, stride, cap, B, Hq, Hkv, D, 0.25f);
+        double e = max_rel(o1, o3, no);
+        CHECK_MSG(e > 0 && e < 1e-2, "f16 KV against f32 KV: relative error %g, expected in (0, 1e-2)", e);
+    }
+    /* copy each shared prefix into the reader's own slot (the first plen rows of each head's
+     * block), run without sharing: bit-identical */
+    char *kc = malloc(es * stride * nslots), *vc = malloc(es * stride * nslots);
+    memcpy(kc, k, es * stride * nslots), memcpy(vc, v, es * stride * nslots);
     for (int b = 0; b < B; b++)
-        if (pslot[b] != slot[b]) {
-            memcpy(kc + (size_t)slot[b] * stride, k + (size_t)pslot[b] * stride, sizeof(float) * (size_t)plen[b] * KV);
-            memcpy(vc + (size_t)slot[b] * stride, v + (size_t)pslot[b] * stride, sizeof(float) * (size_t)plen[b] * KV);
-        }
-    be->attention_decode(be, o3, q, kc, vc, slot, len, slot, zero, stride, scratch, B, Hq, Hkv, D, 0.25f);
-    CHECK_MSG(memcmp(o1, o3, sizeof(float) * B * Hq * D) == 0, "a shared prefix changes the bits of attention_decode");
+        if (pslot[b] != slot[b])
+            for (int h = 0; h < Hkv; h++) {
+                size_t to = es * (slot[b] * stride + (size_t)h * cap * D), from = es * (pslot[b] * stride + (size_t)h * cap * D);
+                memcpy(kc + to, (char *)k + from, es * (size_t)plen[b] * D);
+                memcpy(vc + to, (char *)v + from, es * (size_t)plen[b] * D);
+            }
+    be->attention_decode(be, o3, q, kc, vc, dt, slot, len, slot, zero, stride, cap, scratch, B, Hq, Hkv, D, 0.25f);
+    CHECK_MSG(memcmp(o1, o3, sizeof(float) * no) == 0, "a shared prefix changes the bits of attention_decode (%s)",
+              dsm_dtype_name(dt));
     free(kc), free(vc), free(o3);
-    /* kv_scatter puts each row exactly where asked and nowhere else */
-    float *p1 = test_rand_vec(stride * nslots), *p2 = malloc(sizeof(float) * stride * nslots), *src = test_rand_vec((size_t)B * KV);
-    memcpy(p2, p1, sizeof(float) * stride * nslots);
+    /* kv_scatter puts each row exactly where asked and nowhere else, rounded as the reference */
+    float *pf = test_rand_vec(stride * nslots), *src = test_rand_vec((size_t)B * KV);
+    src[3] = 1e-6f, src[4] = -70000.0f, src[5] = 3.0e-8f; /* f16: subnormal, overflow to -inf, half the smallest */
+    void *p1 = as_dtype(pf, stride * nslots, dt), *p2 = as_dtype(pf, stride * nslots, dt);
     int32_t pos[] = {0, 39, 7, 7};
-    be->kv_scatter(be, p1, src, slot, pos, stride, B, KV);
-    ref_kv_scatter(p2, src, slot, pos, stride, B, KV);
-    CHECK(memcmp(p1, p2, sizeof(float) * stride * nslots) == 0);
-    free(k), free(v), free(q), free(o1), free(o2), free(scratch), free(p1), free(p2), free(src);
+    be->kv_scatter(be, p1, dt, src, slot, pos, stride, cap, B, Hkv, D);
+    ref_kv_scatter(p2, dt, src, slot, pos, stride, cap, B, Hkv, D);
+    CHECK_MSG(memcmp(p1, p2, es * stride * nslots) == 0, "kv_scatter (%s) differs from the reference", dsm_dtype_name(dt));
+    /* kv_store: 23 prompt rows of (Hkv, D) into the head-major blocks of one slot layer */
+    be->kv_store(be, p1, dt, pf, 23, cap, Hkv, D);
+    ref_kv_store(p2, dt, pf, 23, cap, Hkv, D);
+    CHECK_MSG(memcmp(p1, p2, es * stride * nslots) == 0, "kv_store (%s) differs from the reference", dsm_dtype_name(dt));
+    free(k), free(v), free(kf), free(vf), free(q), free(o1), free(o2), free(scratch), free(p1), free(p2), free(pf), free(src);
 }
 
 /* A row's linear result must not depend on how many other rows share the call (up to 64): the
@@ -247,7 +273,8 @@ int main(void) {
         test_rowwise(be);
         test_rope(be);
         test_attention(be);
-        test_attention_decode(be);
+        test_attention_decode(be, DSM_DT_F32);
+        test_attention_decode(be, DSM_DT_F16);
         if (!strcmp(be->name, "cpu")) test_batch_invariance(be);
         dsm_backend_destroy(be);
     }
@@ -258,6 +285,8 @@ int main(void) {
     CHECK_OK(dsm_backend_open("cpu", 2, &be, &err), &err);
     if (be) {
         test_linear(be);
+        test_attention_decode(be, DSM_DT_F32); /* the portable attention path */
+        test_attention_decode(be, DSM_DT_F16);
         test_batch_invariance(be);
         dsm_backend_destroy(be);
     }
