@@ -45,32 +45,45 @@ static inline float exp_le0(float x) {
     uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.0f ? 0.0f : q * two_n;
+    float y = q * two_n; /* computed whatever x is, so the select below is a blend, not a branch */
+    return x < -87.0f ? 0.0f : y;
 }
 
 SAMPLER_CLONES static float max_of(const float *x, int n) {
     float m = x[0];
 #pragma omp simd reduction(max : m)
-    for (int i = 1; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int i = 1; i < n; i++) m = m < x[i] ? x[i] : m;
     return m;
 }
 
-/* p[i] = e^((x[i] - mx) * inv_t); returns the sum. */
+/* p[i] = e^((x[i] - mx) * inv_t); returns the sum, in float within blocks of 1024 (a float sum
+ * vectorises, a double one does not) and in double across them. */
 SAMPLER_CLONES static double exp_fill(float *p, const float *x, int n, float mx, float inv_t) {
     double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < n; i++) {
-        float e = exp_le0((x[i] - mx) * inv_t);
-        p[i] = e;
-        sum += e;
+    for (int b = 0; b < n; b += 1024) {
+        int e = n - b < 1024 ? n : b + 1024;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (int i = b; i < e; i++) {
+            float y = exp_le0((x[i] - mx) * inv_t);
+            p[i] = y;
+            part += y;
+        }
+        sum += part;
     }
     return sum;
 }
 
+/* Sum of p[0..n), as exp_fill sums. */
 SAMPLER_CLONES static double sum_of(const float *p, int n) {
     double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int i = 0; i < n; i++) sum += p[i];
+    for (int b = 0; b < n; b += 1024) {
+        int e = n - b < 1024 ? n : b + 1024;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (int i = b; i < e; i++) part += p[i];
+        sum += part;
+    }
     return sum;
 }
 
