@@ -153,25 +153,34 @@ int gemv_have_avx512(void) {
 
 void gemv_small_m(float *out, const float *x, const void *w, enum dsm_dtype wdt, const float *bias,
                   int M, int N, int K, int n_threads, int use_avx512) {
-    /* Weights in blocks of `rows` rows sized to stay in L2 (~256 KB) while every 4-row tile of x
-     * passes over them; blocks are spread over the threads. Each output element is one
-     * accumulator over k in the same order whatever M is, so results are batch-invariant. */
+    /* Each thread takes one contiguous share of the output rows, equal up to one tile (a static
+     * schedule over L2-sized blocks left one thread idle for a block in every call: N = 768 in
+     * 60-row blocks is 13 blocks on 2 threads), and walks it in blocks of `rows` weight rows sized
+     * to stay in L2 (~256 KB) while every tile of x passes over them. Each output element is one
+     * accumulator over k in the same order whatever M, the tile or the thread count, so results
+     * are batch-invariant. */
     size_t row_bytes = (size_t)K * dsm_dtype_size(wdt);
     int rows = (int)((256u << 10) / (row_bytes ? row_bytes : 1));
     rows = rows < 8 ? 8 : rows > 64 ? 64 : rows & ~7;
-    if (use_avx512 && M >= 4) rows = rows / 6 * 6; /* whole 8 x 3 and 4 x 6 tiles */
+    int unit = 8;
+    if (use_avx512 && M >= 4) rows = rows / 6 * 6, unit = 6; /* whole 8 x 3 and 4 x 6 tiles */
     int wide = use_avx512 && M < 32 ? 8 : GEMV_MAX_M; /* rows of x per pass over a block */
-    int chunks = (N + rows - 1) / rows;
-#pragma omp parallel for schedule(static) num_threads(n_threads) \
-    if (chunks > 1 && (size_t)M * N * K >= GEMV_PARALLEL_MIN)
-    for (int c = 0; c < chunks; c++) {
-        int n0 = c * rows, n1 = n0 + rows < N ? n0 + rows : N;
-        for (int m0 = 0, mm; m0 < M; m0 += mm) {
-            mm = M - m0 >= wide ? wide : M - m0 < GEMV_MAX_M ? M - m0 : GEMV_MAX_M;
-            float *o = out + (size_t)m0 * N;
-            const float *xr = x + (size_t)m0 * K;
-            if (use_avx512) gemv_rows_avx512(o, xr, w, wdt, bias, mm, N, K, n0, n1);
-            else gemv_rows_portable(o, xr, w, wdt, bias, mm, N, K, n0, n1);
+    int units = (N + unit - 1) / unit;
+    int nt = units > 1 && (size_t)M * N * K >= GEMV_PARALLEL_MIN ? n_threads : 1;
+    if (nt > units) nt = units;
+#pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int r0 = (int)((long)units * t / nt) * unit, r1 = (int)((long)units * (t + 1) / nt) * unit;
+        if (r1 > N) r1 = N;
+        for (int n0 = r0; n0 < r1; n0 += rows) {
+            int n1 = n0 + rows < r1 ? n0 + rows : r1;
+            for (int m0 = 0, mm; m0 < M; m0 += mm) {
+                mm = M - m0 >= wide ? wide : M - m0 < GEMV_MAX_M ? M - m0 : GEMV_MAX_M;
+                float *o = out + (size_t)m0 * N;
+                const float *xr = x + (size_t)m0 * K;
+                if (use_avx512) gemv_rows_avx512(o, xr, w, wdt, bias, mm, N, K, n0, n1);
+                else gemv_rows_portable(o, xr, w, wdt, bias, mm, N, K, n0, n1);
+            }
         }
     }
 }
