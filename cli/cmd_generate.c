@@ -167,6 +167,7 @@ static int on_completion(void *user, const struct dsm_completion *c) {
 
 int cmd_generate(int argc, char **argv) {
     const char *dir = NULL, *prompt = NULL, *prompt_ids = NULL, *prompts_file = NULL, *device = "auto", *chat = NULL;
+    const char *kv_dtype = "f32";
     int n = 1, max_tokens = 256, top_k = 0, threads = 0, no_bos = 0, json = 0, max_batch = 64, ignore_eos = 0;
     long seed = 0, kv_mb = 1024;
     double temperature = 1.0, top_p = 1.0;
@@ -189,6 +190,7 @@ int cmd_generate(int argc, char **argv) {
         {"--json", CLI_FLAG, &json, NULL, "one JSON object per completion: text, ids, finish_reason, logprobs"},
         {"--max-batch", CLI_INT, &max_batch, "N", "sequences decoded together at most (default 64)"},
         {"--kv-budget-mb", CLI_LONG, &kv_mb, "MB", "memory for the KV cache (default 1024)"},
+        {"--kv-dtype", CLI_STR, &kv_dtype, "f32|f16", "KV cache dtype (default f32; f16 halves its memory and decode's reads)"},
         {"--device", CLI_STR, &device, "NAME", "auto (default), cpu, cuda or ref"},
         {"--threads", CLI_INT, &threads, "N", "CPU threads (default: all cores)"},
     };
@@ -209,6 +211,9 @@ int cmd_generate(int argc, char **argv) {
     if (max_batch < 1 || kv_mb < 1) return cli_usage_error(spec.name, "--max-batch and --kv-budget-mb must be positive");
     for (int i = 0; i < stop.n; i++)
         if (!stop.v[i][0]) return cli_usage_error(spec.name, "--stop needs a non-empty string");
+    enum dsm_dtype kvdt;
+    struct dsm_err kerr = {0};
+    if (dsm_kv_dtype_parse(kv_dtype, &kvdt, &kerr)) return cli_usage_error(spec.name, "--kv-dtype: %s", kerr.msg);
 
     struct dsm_err err = {0};
     struct gen_ctx g = {.dir = dir, .chat = chat, .no_bos = no_bos};
@@ -241,7 +246,7 @@ int cmd_generate(int argc, char **argv) {
     for (int i = 0; i < np; i++) longest = ps[i].n > longest ? ps[i].n : longest;
     struct dsm_model_opts mo = {.max_seq = longest + max_tokens, .max_tokens = 512};
     if ((rc = dsm_backend_open(device, threads, &be, &err)) || (rc = dsm_model_load(dir, be, &mo, &m, &err))) goto done;
-    struct dsm_engine_opts eo = {.max_batch = max_batch, .kv_budget_bytes = (size_t)kv_mb << 20};
+    struct dsm_engine_opts eo = {.max_batch = max_batch, .kv_budget_bytes = (size_t)kv_mb << 20, .kv_dtype = kvdt};
     if ((rc = dsm_engine_create(m, g.tok, &eo, &eng, &err))) goto done;
     reqs = calloc((size_t)np, sizeof *reqs);
     if (!reqs) {

@@ -9,7 +9,7 @@ int cli_lm_open(const char *cmd, const struct cli_lm_flags *f, struct dsm_lm **o
         return cli_usage_error(cmd, "--timeout, --concurrency, --max-context, --max-batch, --threads must be >= 0 "
                                     "and --retries >= -1");
     struct lm_open_opts o = {.device = f->device, .threads = f->threads, .chat_format = f->chat,
-                             .max_context = f->max_context, .max_batch = f->max_batch, .model = f->model,
+                             .max_context = f->max_context, .max_batch = f->max_batch, .kv_dtype = f->kv_dtype, .model = f->model,
                              .api_key_env = f->key_env, .concurrency = f->concurrency, .timeout_s = f->timeout,
                              .max_retries = f->retries};
     struct dsm_err err = {0};

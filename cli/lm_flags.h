@@ -13,6 +13,7 @@ struct cli_lm_flags {
     const char *key_env;  /* http: environment variable with the API key (default DSM_API_KEY) */
     const char *chat;     /* native: chat format override */
     const char *device;   /* native: auto|cpu|cuda|ref */
+    const char *kv_dtype; /* native: f32|f16 */
     int threads, max_context, max_batch, concurrency, retries;
     double timeout;
 };
@@ -28,7 +29,8 @@ struct cli_lm_flags {
     {"--device", CLI_STR, &(f).device, "NAME", "native: auto (default), cpu, cuda, ref"},                      \
     {"--threads", CLI_INT, &(f).threads, "N", "native: CPU threads (default all)"},                             \
     {"--max-context", CLI_INT, &(f).max_context, "N", "native: prompt + new tokens at most (default 4096)"},   \
-    {"--max-batch", CLI_INT, &(f).max_batch, "N", "native: sequences decoded together (default 64)"}
+    {"--max-batch", CLI_INT, &(f).max_batch, "N", "native: sequences decoded together (default 64)"},         \
+    {"--kv-dtype", CLI_STR, &(f).kv_dtype, "f32|f16", "native: KV cache dtype (default f32; f16 halves its memory)"}
 
 /* Check the flags (usage errors print and return 2 as cli_usage_error does) and open the backend
  * into *out; a backend failure is reported with cli_fail and its exit code returned. 0 on success. */

@@ -69,6 +69,13 @@ struct dsm_engine {
     struct seq *seqs;         /* (slots) */
 };
 
+int dsm_kv_dtype_parse(const char *name, enum dsm_dtype *out, struct dsm_err *err) {
+    if (name && !strcmp(name, "f32")) *out = DSM_DT_F32;
+    else if (name && !strcmp(name, "f16")) *out = DSM_DT_F16;
+    else return dsm_errf(err, DSM_EINVAL, "KV cache dtype '%s': use f32 or f16", name ? name : "(none)");
+    return DSM_OK;
+}
+
 int dsm_engine_create(struct dsm_model *m, const struct dsm_tokenizer *tok,
                       const struct dsm_engine_opts *opts, struct dsm_engine **out,
                       struct dsm_err *err) {

@@ -85,6 +85,9 @@ struct dsm_engine_stats {
     double seconds;
 };
 
+/* "f32" or "f16" (a KV pool dtype) into *out; anything else is an error naming it. */
+int dsm_kv_dtype_parse(const char *name, enum dsm_dtype *out, struct dsm_err *err);
+
 /* Create an engine over m (borrowed) and tok (borrowed, may be NULL: then no text and no stop
  * strings). opts may be NULL. */
 int dsm_engine_create(struct dsm_model *m, const struct dsm_tokenizer *tok,

@@ -115,6 +115,7 @@ struct lm_open_opts {
     int max_context;          /* prompt + new tokens at most per sequence; 0 = 4096 */
     int max_batch;            /* sequences decoded together; 0 = 64 */
     size_t kv_budget_bytes;   /* 0 = 1 GiB */
+    const char *kv_dtype;     /* KV cache: "f32" (NULL, the default) or "f16" (half the memory) */
     /* http */
     const char *model;        /* the "model" field; NULL = ask the server (GET /v1/models, first id) */
     const char *api_key_env;  /* environment variable holding the API key; NULL = "DSM_API_KEY";

@@ -181,6 +181,7 @@ int lm_open_native(const char *dir, const struct lm_open_opts *opts, struct dsm_
     int maxpos = dsm_model_config(lm->m)->max_position_embeddings;
     lm->context = maxpos > 0 && maxpos < mo.max_seq ? maxpos : mo.max_seq;
     struct dsm_engine_opts eo = {.max_batch = opts->max_batch, .kv_budget_bytes = opts->kv_budget_bytes};
+    if (opts->kv_dtype && (rc = dsm_kv_dtype_parse(opts->kv_dtype, &eo.kv_dtype, err))) goto fail;
     if ((rc = dsm_engine_create(lm->m, lm->tok, &eo, &lm->eng, err))) goto fail;
     *out = &lm->base;
     return DSM_OK;

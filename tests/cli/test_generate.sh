@@ -53,6 +53,10 @@ else
 fi
 
 # bad input
+# an f16 KV cache: the same interface, half the pool, text close to (here equal to) the f32 run's
+"$DSM" generate --model "$M" --prompt "7 * 6 =" -n 4 --max-tokens 12 --seed 40 --json --kv-dtype f16 >"$T/f16.jsonl" 2>"$T/err"
+[ "$(wc -l <"$T/f16.jsonl")" = 4 ] && grep -q '"logprobs"' "$T/f16.jsonl" && ok "--kv-dtype f16 generates" || bad "--kv-dtype f16: $(cat "$T/err")"
+expect_fail "unknown KV dtype" 2 "KV cache dtype 'bf8': use f32 or f16" -- "$DSM" generate --model "$M" --prompt x --kv-dtype bf8
 expect_fail "n = 0" 2 "-n must be at least 1" -- "$DSM" generate --model "$M" --prompt x -n 0
 expect_fail "negative temperature" 2 "--temperature must be >= 0" -- "$DSM" generate --model "$M" --prompt x --temperature -1
 expect_fail "top-p 0" 2 "--top-p must be in \(0, 1\]" -- "$DSM" generate --model "$M" --prompt x --top-p 0
