@@ -104,7 +104,7 @@ struct dsm_backend {
      * samples of one request, stored once), keys plen[b]..len[b]-1 from slot[b] at the same
      * positions; plen[b] = 0 when the sequence's own slot holds it all. The result does not depend
      * on where the keys are stored. slot, len, pslot and plen are int32 device arrays (B).
-     * scratch: at least B * Hq * max(len) floats. */
+     * scratch: at least B * Hq * cap floats of device memory. */
     void (*attention_decode)(struct dsm_backend *be, float *out, const float *q, const void *k,
                              const void *v, enum dsm_dtype kvdt, const int32_t *slot,
                              const int32_t *len, const int32_t *pslot, const int32_t *plen,
