@@ -70,6 +70,33 @@ static int run(struct dsm_engine *e, const struct dsm_gen_request *r, int n, str
     return dsm_engine_run(e, r, n, collect, NULL, err);
 }
 
+/* The last run's first completion (greedy, 24 tokens after prompt) against a full forward over
+ * prompt + generated: *bad argmax mismatches, the largest log-prob error, and the first token's. */
+static void against_forward(struct dsm_model *m, const int32_t *prompt, int np, int *bad, double *lp_err,
+                            double *first_err) {
+    struct dsm_err err = {0};
+    int V = dsm_model_config(m)->vocab_size, T = np + 24;
+    int32_t all[64];
+    memcpy(all, prompt, sizeof(int32_t) * (size_t)np);
+    memcpy(all + np, G.ids[0], sizeof(int32_t) * 24);
+    float *lg = malloc(sizeof(float) * (size_t)T * V);
+    CHECK_OK(dsm_model_logits(m, all, T, lg, &err), &err);
+    *bad = 0, *lp_err = 0, *first_err = 0;
+    for (int t = 0; t < 24; t++) {
+        const float *row = lg + (size_t)(np + t - 1) * V;
+        int best = 0;
+        double sum = 0;
+        for (int i = 1; i < V; i++)
+            if (row[i] > row[best]) best = i;
+        for (int i = 0; i < V; i++) sum += exp(row[i] - row[best]);
+        *bad += best != G.ids[0][t];
+        double d = fabs(row[G.ids[0][t]] - row[best] - log(sum) - G.lps[0][t]);
+        if (t == 0) *first_err = d;
+        *lp_err = fmax(*lp_err, d);
+    }
+    free(lg);
+}
+
 static void test_greedy_matches_forward(struct dsm_model *m, struct dsm_engine *e) {
     struct dsm_err err = {0};
     int32_t prompt[] = {256, 49, 50, 32, 43, 32, 51, 48, 32, 61};
@@ -77,29 +104,11 @@ static void test_greedy_matches_forward(struct dsm_model *m, struct dsm_engine *
     CHECK_OK(run(e, &r, 1, &err), &err);
     CHECK(G.n == 1 && G.len[0] == 24 && !strcmp(G.finish[0], "length"));
     /* full forward over prompt + generated: argmax at position p-1 is token p */
-    int V = dsm_model_config(m)->vocab_size, T = 10 + 24;
-    int32_t all[64];
-    memcpy(all, prompt, sizeof prompt);
-    memcpy(all + 10, G.ids[0], sizeof(int32_t) * 24);
-    float *lg = malloc(sizeof(float) * (size_t)T * V);
-    CHECK_OK(dsm_model_logits(m, all, T, lg, &err), &err);
-    int bad = 0;
-    double lp_err = 0;
-    for (int t = 0; t < 24; t++) {
-        const float *row = lg + (size_t)(10 + t - 1) * V;
-        int best = 0;
-        double mx = row[0], sum = 0;
-        for (int i = 1; i < V; i++)
-            if (row[i] > row[best]) best = i;
-        mx = row[best];
-        for (int i = 0; i < V; i++) sum += exp(row[i] - mx);
-        bad += best != G.ids[0][t];
-        double lp = row[G.ids[0][t]] - mx - log(sum);
-        lp_err = fmax(lp_err, fabs(lp - G.lps[0][t]));
-    }
+    int bad;
+    double lp_err, first_err;
+    against_forward(m, prompt, 10, &bad, &lp_err, &first_err);
     CHECK_MSG(bad == 0, "%d greedy tokens differ from the full-forward argmax", bad);
     CHECK_MSG(lp_err < 1e-4, "log-prob error %g", lp_err);
-    free(lg);
 }
 
 /* An f16 KV pool: greedy log-probs close to (not equal to) the f32 full forward's for the same
@@ -113,29 +122,16 @@ static void test_f16_kv(struct dsm_model *m, struct dsm_engine *e32, struct dsm_
     CHECK_OK(run(e16, &r, 1, &err), &err);
     CHECK_MSG(dsm_engine_stats(e16)->kv_bytes * 2 == b32, "f16 pool %zu bytes, f32 pool %zu", dsm_engine_stats(e16)->kv_bytes, b32);
     CHECK(G.n == 1 && G.len[0] == 24);
-    int V = dsm_model_config(m)->vocab_size, T = 10 + 24;
-    int32_t all[64];
-    memcpy(all, prompt, sizeof prompt);
-    memcpy(all + 10, G.ids[0], sizeof(int32_t) * 24);
-    float *lg = malloc(sizeof(float) * (size_t)T * V);
-    CHECK_OK(dsm_model_logits(m, all, T, lg, &err), &err);
-    double lp_err = 0, first_err = 0;
-    for (int t = 0; t < 24; t++) {
-        const float *row = lg + (size_t)(10 + t - 1) * V;
-        double mx = row[0], sum = 0;
-        for (int i = 1; i < V; i++) mx = fmax(mx, row[i]);
-        for (int i = 0; i < V; i++) sum += exp(row[i] - mx);
-        double d = fabs(row[G.ids[0][t]] - mx - log(sum) - G.lps[0][t]);
-        if (t == 0) first_err = d;
-        lp_err = fmax(lp_err, d);
-    }
-    fprintf(stderr, "f16 KV: greedy log-prob error against the f32 forward %.3g (first token %.3g)\n", lp_err, first_err);
+    int bad;
+    double lp_err, first_err;
+    against_forward(m, prompt, 10, &bad, &lp_err, &first_err);
+    fprintf(stderr, "f16 KV: greedy log-prob error against the f32 forward %.3g (first token %.3g), %d argmax differ\n",
+            lp_err, first_err, bad);
     CHECK_MSG(first_err < 1e-4, "the first token comes from the f32 prefill, error %g", first_err);
     CHECK_MSG(lp_err > 1e-7 && lp_err < 1e-2, "f16 KV log-prob error %g, expected in (1e-7, 1e-2)", lp_err);
-    free(lg);
-    struct dsm_engine *bad = NULL;
+    struct dsm_engine *bad_e = NULL;
     struct dsm_engine_opts o = {.kv_dtype = DSM_DT_BF16};
-    CHECK(dsm_engine_create(m, NULL, &o, &bad, &err) == DSM_EINVAL && bad == NULL && strstr(err.msg, "f16"));
+    CHECK(dsm_engine_create(m, NULL, &o, &bad_e, &err) == DSM_EINVAL && bad_e == NULL && strstr(err.msg, "f16"));
 }
 
 /* 64 mixed prompts with various settings; then each sample again alone. */
