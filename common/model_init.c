@@ -18,9 +18,10 @@ static const struct {
     {"small", 264, 256, 6, 8, 4, 704},
     {"15m", 32000, 288, 6, 6, 6, 768},
     {"110m", 32000, 768, 12, 12, 12, 2048},
+    {"1.5b", 151936, 1536, 28, 12, 2, 8960}, /* Qwen2-1.5B's shape (use with the qwen2 arch) */
 };
 
-const char *dsm_preset_names(void) { return "tiny, small, 15m, 110m"; }
+const char *dsm_preset_names(void) { return "tiny, small, 15m, 110m, 1.5b"; }
 
 int dsm_preset_config(const char *name, enum dsm_arch arch, struct dsm_model_config *cfg, struct dsm_err *err) {
     for (size_t i = 0; i < DSM_ARRAY_LEN(presets); i++) {

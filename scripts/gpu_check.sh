@@ -22,6 +22,11 @@ if command -v compute-sanitizer >/dev/null; then
   timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 .gpu/run/bin/test_cuda >"$out/memcheck.txt" 2>&1
   echo "memcheck: exit $?" | tee -a "$out/memcheck.txt"
 fi
+# throughput on the device when the CUDA test passed: 110M and Qwen2-1.5B's shape, f32 weights
+if [ $rc -eq 0 ]; then
+  timeout 240 .gpu/run/bin/bench_forward --device cuda --shapes 110m,1.5b --weights f32,bf16 --reps 3 >"$out/bench_forward.txt" 2>&1
+  timeout 240 .gpu/run/bin/bench_generate --device cuda --shapes 110m --ns 1,64 --kv f32,f16 >"$out/bench_generate.txt" 2>&1
+fi
 timeout 120 .gpu/run/bin/test_kernels >"$out/test_kernels.txt" 2>&1; echo "test_kernels: exit $?" | tee -a "$out/test_kernels.txt"
 tail -3 "$out/test_cuda.txt"
 exit $rc

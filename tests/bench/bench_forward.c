@@ -6,7 +6,9 @@
  * llama-bench's pp512). Decode: 128 single-token steps from an empty cache, each with full logits
  * (as llama-bench's tg128). Median of --reps runs (default 5).
  *
- *   build/tests/bench_forward [--threads N] [--reps N] [--shapes 15m,110m] [--weights f32,bf16]
+ * --device cuda runs it on the GPU (shape 1.5b, Qwen2-1.5B's, is meant for that).
+ *
+ *   build/tests/bench_forward [--threads N] [--reps N] [--shapes 15m,110m] [--weights f32,bf16] [--device cpu]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,8 @@
 #include "common/model.h"
 #include "common/model_init.h"
 #include "common/util.h"
+
+static const char *g_device = "cpu";
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -31,14 +35,14 @@ static int run_shape(const char *shape, enum dsm_dtype wdt, int threads, int rep
     char dir[256];
     snprintf(dir, sizeof dir, "/tmp/dsm-bench-%s-%ld", shape, (long)getpid());
     struct dsm_model_config cfg;
-    int rc = dsm_preset_config(shape, DSM_ARCH_LLAMA, &cfg, err);
+    int rc = dsm_preset_config(shape, !strcmp(shape, "1.5b") ? DSM_ARCH_QWEN2 : DSM_ARCH_LLAMA, &cfg, err);
     if (rc || (rc = dsm_model_init_random(&cfg, dir, DSM_DT_F32, 1, err))) return rc;
     struct dsm_backend *be = NULL;
     struct dsm_model *m = NULL;
     struct dsm_kv *kv = NULL;
     float *logits = NULL;
     struct dsm_model_opts mo = {.max_tokens = 512, .max_seq = 1024, .wdtype = wdt};
-    if ((rc = dsm_backend_open("cpu", threads, &be, err)) || (rc = dsm_model_load(dir, be, &mo, &m, err)) ||
+    if ((rc = dsm_backend_open(g_device, threads, &be, err)) || (rc = dsm_model_load(dir, be, &mo, &m, err)) ||
         (rc = dsm_kv_create(m, 1024, &kv, err)))
         goto done;
     int V = cfg.vocab_size;
@@ -82,6 +86,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--shapes")) shapes = argv[i + 1];
         else if (!strcmp(argv[i], "--weights")) weights = argv[i + 1];
+        else if (!strcmp(argv[i], "--device")) g_device = argv[i + 1];
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;

@@ -10,7 +10,9 @@
  * --kv f32,f16 repeats the table with each KV cache dtype (the engine's kv_dtype; f32 by default,
  * f16 halves the bytes decode attention reads, as llama.cpp's default KV cache type does).
  *
- *   build/tests/bench_generate [--threads N] [--shapes 15m,110m] [--ns 1,8,32,64] [--new 256] [--kv f32]
+ * --device cuda runs it on the GPU (shape 1.5b, Qwen2-1.5B's, is meant for that).
+ *
+ *   build/tests/bench_generate [--threads N] [--shapes 15m,110m] [--ns 1,8,32,64] [--new 256] [--kv f32] [--device cpu]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +32,13 @@ struct result {
     double kv_mb;
 };
 
-static int child(const char *dir, int threads, int n, int new_tokens, int fd, enum dsm_dtype kvdt) {
+static int child(const char *dir, int threads, int n, int new_tokens, int fd, enum dsm_dtype kvdt, const char *device) {
     struct dsm_err err = {0};
     struct dsm_backend *be = NULL;
     struct dsm_model *m = NULL;
     struct dsm_engine *e = NULL;
     struct dsm_model_opts mo = {.max_seq = 256 + new_tokens, .max_tokens = 512};
-    if (dsm_backend_open("cpu", threads, &be, &err) || dsm_model_load(dir, be, &mo, &m, &err)) {
+    if (dsm_backend_open(device, threads, &be, &err) || dsm_model_load(dir, be, &mo, &m, &err)) {
         fprintf(stderr, "bench_generate: %s\n", err.msg);
         return 1;
     }
@@ -70,18 +72,19 @@ static int child(const char *dir, int threads, int n, int new_tokens, int fd, en
 }
 
 int main(int argc, char **argv) {
-    /* child mode: bench_generate --child DIR THREADS N NEW FD KV */
-    if (argc == 8 && !strcmp(argv[1], "--child"))
+    /* child mode: bench_generate --child DIR THREADS N NEW FD KV DEVICE */
+    if (argc == 9 && !strcmp(argv[1], "--child"))
         return child(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), atoi(argv[6]),
-                     !strcmp(argv[7], "f16") ? DSM_DT_F16 : DSM_DT_F32);
+                     !strcmp(argv[7], "f16") ? DSM_DT_F16 : DSM_DT_F32, argv[8]);
     int threads = 2, new_tokens = 256;
-    const char *shapes = "15m,110m", *ns = "1,8,32,64", *kvs = "f32";
+    const char *shapes = "15m,110m", *ns = "1,8,32,64", *kvs = "f32", *device = "cpu";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--shapes")) shapes = argv[i + 1];
         else if (!strcmp(argv[i], "--ns")) ns = argv[i + 1];
         else if (!strcmp(argv[i], "--new")) new_tokens = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--kv")) kvs = argv[i + 1];
+        else if (!strcmp(argv[i], "--device")) device = argv[i + 1];
         else {
             fprintf(stderr, "unknown option %s\n", argv[i]);
             return 2;
@@ -109,7 +112,7 @@ int main(int argc, char **argv) {
         snprintf(dir, sizeof dir, "/tmp/dsm-bench-gen-%s-%ld", shape, (long)getpid());
         struct dsm_model_config cfg;
         struct dsm_err err = {0};
-        if (dsm_preset_config(shape, DSM_ARCH_LLAMA, &cfg, &err) || dsm_model_init_random(&cfg, dir, DSM_DT_F32, 1, &err)) {
+        if (dsm_preset_config(shape, !strcmp(shape, "1.5b") ? DSM_ARCH_QWEN2 : DSM_ARCH_LLAMA, &cfg, &err) || dsm_model_init_random(&cfg, dir, DSM_DT_F32, 1, &err)) {
             fprintf(stderr, "bench_generate: %s\n", err.msg);
             return 1;
         }
@@ -132,7 +135,7 @@ int main(int argc, char **argv) {
                 snprintf(a_n, sizeof a_n, "%d", n);
                 snprintf(a_new, sizeof a_new, "%d", new_tokens);
                 snprintf(a_fd, sizeof a_fd, "%d", fds[1]);
-                execl("/proc/self/exe", argv[0], "--child", dir, a_threads, a_n, a_new, a_fd, kv, (char *)NULL);
+                execl("/proc/self/exe", argv[0], "--child", dir, a_threads, a_n, a_new, a_fd, kv, device, (char *)NULL);
                 _exit(127);
             }
             close(fds[1]);
