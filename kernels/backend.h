@@ -212,7 +212,12 @@ struct dsm_backend {
 
 /* The dropout mask every backend uses: element i is kept when a splitmix64 hash of (seed, i),
  * as a uniform number in [0, 1), is >= p. */
-static inline int dsm_dropout_keep(uint64_t seed, uint64_t i, float p) {
+#ifdef __CUDACC__
+#define DSM_HOST_DEVICE __host__ __device__ /* the CUDA module's kernels call it too */
+#else
+#define DSM_HOST_DEVICE
+#endif
+static inline DSM_HOST_DEVICE int dsm_dropout_keep(uint64_t seed, uint64_t i, float p) {
     uint64_t z = seed + (i + 1) * 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;

@@ -1,8 +1,8 @@
 /* cuda_backend.cu - the CUDA backend module (libdsm_cuda.so), loaded by kernels/backend.c.
  *
- * State of this module: memory, the forward (inference) ops and error reporting through ->sync.
- * The training ops are not written yet (NULL: training refuses this backend by name). The
- * forward ops were written and compiled on machines without a GPU and have not yet run on one,
+ * State of this module: memory, the forward (inference) ops, the training ops (backward passes,
+ * cross-entropy, reductions, optimizer steps) and error reporting through ->sync. All of them were
+ * written and compiled on machines without a GPU and have not yet run on one,
  * so creation refuses (DSM_EUNSUPPORTED: "auto" falls back to the CPU and says why) unless
  * DSM_CUDA_UNVERIFIED=1; tests/unit/test_cuda.c sets it and compares every op with the CPU
  * backend. The one exported symbol is dsm_cuda_backend_create.
@@ -31,6 +31,10 @@ struct cuda_impl {
     cublasHandle_t blas;
     void *conv;           /* x rounded to 16 bits for bf16/f16 products */
     size_t conv_bytes;
+    void *wide;           /* 16-bit weights widened to f32 for the backward products */
+    size_t wide_bytes;
+    void *work;           /* per-op scratch of the training ops */
+    size_t work_bytes;
     int first_error;      /* a recorded failure: code, and its message below */
     char error[160];
 };
@@ -158,12 +162,31 @@ static void cu_destroy(struct dsm_backend *be) {
     struct cuda_impl *ci = IMPL(be);
     if (ci) {
         cudaStreamSynchronize(ci->stream);
-        cudaFree(ci->conv);
+        cudaFree(ci->conv), cudaFree(ci->wide), cudaFree(ci->work);
         cublasDestroy(ci->blas);
         cudaStreamDestroy(ci->stream);
         free(ci);
     }
     free(be);
+}
+
+/* A device buffer of at least need bytes in *buf (grown, contents lost); NULL (and a recorded
+ * failure naming what) when the device has no room. */
+static void *grow(struct dsm_backend *be, void **buf, size_t *cap, size_t need, const char *what) {
+    if (need <= *cap) return *buf;
+    cudaStreamSynchronize(IMPL(be)->stream);
+    cudaFree(*buf);
+    *buf = NULL, *cap = 0;
+    if (cudaMalloc(buf, need) != cudaSuccess) {
+        (void)cudaGetLastError();
+        *buf = NULL;
+        char msg[120];
+        snprintf(msg, sizeof msg, "no device memory for %s (%zu bytes)", what, need);
+        note(be, msg, cudaErrorMemoryAllocation);
+        return NULL;
+    }
+    *cap = need;
+    return *buf;
 }
 
 /* ---- linear ---- */
@@ -188,18 +211,7 @@ static void cu_linear(struct dsm_backend *be, float *out, const float *x, const 
         note_blas(be, "sgemm", cublasSgemm(ci->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, &one, (const float *)w, K, x, K,
                                            &zero, out, N));
     } else {
-        size_t need = (size_t)M * K * 2;
-        if (need > ci->conv_bytes) {
-            cudaStreamSynchronize(ci->stream);
-            cudaFree(ci->conv);
-            ci->conv = NULL, ci->conv_bytes = 0;
-            if (cudaMalloc(&ci->conv, need) != cudaSuccess) {
-                (void)cudaGetLastError();
-                note(be, "linear: no memory for the 16-bit input rows", cudaErrorMemoryAllocation);
-                return;
-            }
-            ci->conv_bytes = need;
-        }
+        if (!grow(be, &ci->conv, &ci->conv_bytes, (size_t)M * K * 2, "linear: the 16-bit input rows")) return;
         size_t n = (size_t)M * K;
         k_round16<<<blocks_for(n), THREADS, 0, ci->stream>>>(ci->conv, x, n, (int)wdt);
         LAUNCHED(be, "linear: round");
@@ -438,6 +450,325 @@ static void cu_log_softmax(struct dsm_backend *be, float *out, const float *x, i
     LAUNCHED(be, "log_softmax");
 }
 
+/* ---- training ops ----
+ * Every reduction has one owner thread or block that sums in a fixed order (no atomics), so a
+ * run is bit-reproducible; "+=" outputs accumulate into what the caller holds, as backend.h says. */
+
+__global__ void k_widen(float *dst, const void *src, size_t n, int dt) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) dst[i] = load_el(src, i, dt);
+}
+
+__global__ void k_colsum_add(float *db, const float *dout, int M, int N) {
+    int n = blockIdx.x * blockDim.x + threadIdx.x;
+    if (n >= N) return;
+    float s = 0.0f;
+    for (int m = 0; m < M; m++) s += dout[(size_t)m * N + n];
+    db[n] += s;
+}
+
+static void cu_linear_backward(struct dsm_backend *be, float *dx, float *dw, float *db, const float *dout,
+                               const float *x, const void *w, enum dsm_dtype wdt, int M, int N, int K,
+                               int accumulate_dx) {
+    struct cuda_impl *ci = IMPL(be);
+    const float one = 1.0f, zero = 0.0f;
+    if (dx) { /* row-major dx (M, K) = dout (M, N) · w (N, K): column-major dxᵀ = wᵀ · doutᵀ */
+        const float *wf = (const float *)w;
+        if (wdt != DSM_DT_F32) {
+            size_t n = (size_t)N * K;
+            if (!grow(be, &ci->wide, &ci->wide_bytes, n * sizeof(float), "linear_backward: widened weights")) return;
+            k_widen<<<blocks_for(n), THREADS, 0, ci->stream>>>((float *)ci->wide, w, n, (int)wdt);
+            LAUNCHED(be, "linear_backward: widen");
+            wf = (const float *)ci->wide;
+        }
+        note_blas(be, "linear_backward dx", cublasSgemm(ci->blas, CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, &one, wf, K, dout,
+                                                        N, accumulate_dx ? &one : &zero, dx, K));
+    }
+    if (dw) /* dw (N, K) += doutᵀ · x: column-major dwᵀ (K, N) += xᵀ (K, M) · dout (M, N) */
+        note_blas(be, "linear_backward dw",
+                  cublasSgemm(ci->blas, CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, &one, x, K, dout, N, &one, dw, K));
+    if (db) {
+        k_colsum_add<<<blocks_for((size_t)N), THREADS, 0, ci->stream>>>(db, dout, M, N);
+        LAUNCHED(be, "linear_backward db");
+    }
+}
+
+__global__ void k_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int T, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    for (int t = 0; t < T; t++) dtable[(size_t)ids[t] * C + c] += dout[(size_t)t * C + c];
+}
+
+static void cu_embedding_backward(struct dsm_backend *be, float *dtable, const float *dout, const int32_t *ids, int T,
+                                  int C) {
+    if (T <= 0) return;
+    k_embedding_backward<<<blocks_for((size_t)C), THREADS, 0, IMPL(be)->stream>>>(dtable, dout, ids, T, C);
+    LAUNCHED(be, "embedding_backward");
+}
+
+/* dx rows, and r (T) for the dw pass */
+__global__ void k_rmsnorm_backward(float *dx, float *rs, const float *dout, const float *x, const float *w, int C,
+                                   float eps) {
+    __shared__ float sh[THREADS / 32];
+    size_t off = (size_t)blockIdx.x * C;
+    float ss = 0.0f, dot = 0.0f;
+    for (int c = threadIdx.x; c < C; c += THREADS) {
+        ss += x[off + c] * x[off + c];
+        dot += dout[off + c] * w[c] * x[off + c];
+    }
+    ss = block_sum(ss, sh);
+    dot = block_sum(dot, sh);
+    float r = 1.0f / sqrtf(ss / (float)C + eps), k = r * r * r * dot / (float)C;
+    for (int c = threadIdx.x; c < C; c += THREADS) dx[off + c] += r * dout[off + c] * w[c] - x[off + c] * k;
+    if (threadIdx.x == 0) rs[blockIdx.x] = r;
+}
+
+__global__ void k_rmsnorm_dw(float *dw, const float *rs, const float *dout, const float *x, int T, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float s = 0.0f;
+    for (int t = 0; t < T; t++) s += dout[(size_t)t * C + c] * x[(size_t)t * C + c] * rs[t];
+    dw[c] += s;
+}
+
+static void cu_rmsnorm_backward(struct dsm_backend *be, float *dx, float *dw, const float *dout, const float *x,
+                                const float *w, int T, int C, float eps) {
+    struct cuda_impl *ci = IMPL(be);
+    if (T <= 0) return;
+    float *rs = (float *)grow(be, &ci->work, &ci->work_bytes, sizeof(float) * (size_t)T, "rmsnorm_backward");
+    if (!rs) return;
+    k_rmsnorm_backward<<<T, THREADS, 0, ci->stream>>>(dx, rs, dout, x, w, C, eps);
+    LAUNCHED(be, "rmsnorm_backward");
+    if (dw) {
+        k_rmsnorm_dw<<<blocks_for((size_t)C), THREADS, 0, ci->stream>>>(dw, rs, dout, x, T, C);
+        LAUNCHED(be, "rmsnorm_backward dw");
+    }
+}
+
+__global__ void k_rope_backward(float *g, const int32_t *pos, const float *cs, const float *sn, int T, int H, int D,
+                                int stride) {
+    int half = D / 2;
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)T * H * half) return;
+    int t = (int)(i / ((size_t)H * half)), h = (int)(i / half % H), j = (int)(i % half);
+    float c = cs[(size_t)pos[t] * half + j], s = sn[(size_t)pos[t] * half + j];
+    float *r = g + (size_t)t * stride + (size_t)h * D;
+    float a = r[j], b = r[j + half];
+    r[j] = a * c + b * s;
+    r[j + half] = b * c - a * s;
+}
+
+static void cu_rope_backward(struct dsm_backend *be, float *g, const int32_t *pos, const float *cs, const float *sn,
+                             int T, int H, int D, int stride) {
+    size_t n = (size_t)T * H * (D / 2);
+    if (!n) return;
+    k_rope_backward<<<blocks_for(n), THREADS, 0, IMPL(be)->stream>>>(g, pos, cs, sn, T, H, D, stride);
+    LAUNCHED(be, "rope_backward");
+}
+
+/* Attention backward, pass 1, one block per (query t, head h): P row (softmax of the causal
+ * scores) and dS row = P ∘ (dP − Σ P∘dP) · scale into scratch (Hq, T, T), and dq row = dS · K. */
+__global__ void k_attn_bwd_rows(float *dq, float *P, float *dS, const float *dout, const float *q, const float *k,
+                                const float *v, int T, int Hq, int Hkv, int D, float scale) {
+    __shared__ float sh[THREADS / 32];
+    int t = blockIdx.x, h = blockIdx.y, kh = h / (Hq / Hkv), n = t + 1;
+    size_t Q = (size_t)Hq * D, KV = (size_t)Hkv * D;
+    const float *qr = q + (size_t)t * Q + (size_t)h * D, *dr = dout + (size_t)t * Q + (size_t)h * D;
+    float *p = P + ((size_t)h * T + t) * T, *ds = dS + ((size_t)h * T + t) * T;
+    float mx = -INFINITY;
+    for (int s = threadIdx.x; s < n; s += THREADS) {
+        const float *kr = k + (size_t)s * KV + (size_t)kh * D, *vr = v + (size_t)s * KV + (size_t)kh * D;
+        float a = 0.0f, b = 0.0f;
+        for (int i = 0; i < D; i++) a += qr[i] * kr[i], b += dr[i] * vr[i];
+        p[s] = a * scale;
+        ds[s] = b; /* dP for now */
+        mx = fmaxf(mx, p[s]);
+    }
+    mx = block_max(mx, sh);
+    float sum = 0.0f;
+    for (int s = threadIdx.x; s < n; s += THREADS) sum += (p[s] = expf(p[s] - mx));
+    sum = block_sum(sum, sh);
+    float inv = 1.0f / sum, rowdot = 0.0f;
+    for (int s = threadIdx.x; s < n; s += THREADS) {
+        p[s] *= inv;
+        rowdot += p[s] * ds[s];
+    }
+    rowdot = block_sum(rowdot, sh);
+    for (int s = threadIdx.x; s < T; s += THREADS) {
+        if (s < n) ds[s] = p[s] * (ds[s] - rowdot) * scale;
+        else p[s] = ds[s] = 0.0f;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < D; i += THREADS) {
+        float a = 0.0f;
+        for (int s = 0; s < n; s++) a += ds[s] * k[(size_t)s * KV + (size_t)kh * D + i];
+        dq[(size_t)t * Q + (size_t)h * D + i] = a;
+    }
+}
+
+/* Pass 2, one block per (key s, kv head kh): dv = Σ_h Σ_t P[h][t][s] dout[t][h], dk = Σ_h Σ_t dS q. */
+__global__ void k_attn_bwd_cols(float *dk, float *dv, const float *P, const float *dS, const float *dout,
+                                const float *q, int T, int Hq, int Hkv, int D) {
+    int s = blockIdx.x, kh = blockIdx.y, group = Hq / Hkv;
+    size_t Q = (size_t)Hq * D, KV = (size_t)Hkv * D;
+    for (int i = threadIdx.x; i < D; i += THREADS) {
+        float a = 0.0f, b = 0.0f;
+        for (int j = 0; j < group; j++) {
+            int h = kh * group + j;
+            for (int t = s; t < T; t++) {
+                size_t pt = ((size_t)h * T + t) * T + s, qt = (size_t)t * Q + (size_t)h * D + i;
+                a += P[pt] * dout[qt];
+                b += dS[pt] * q[qt];
+            }
+        }
+        dv[(size_t)s * KV + (size_t)kh * D + i] = a;
+        dk[(size_t)s * KV + (size_t)kh * D + i] = b;
+    }
+}
+
+static void cu_attention_backward(struct dsm_backend *be, float *dq, float *dk, float *dv, const float *dout,
+                                  const float *q, const float *k, const float *v, int T, int Hq, int Hkv, int D,
+                                  float scale) {
+    struct cuda_impl *ci = IMPL(be);
+    if (T <= 0) return;
+    size_t tt = (size_t)Hq * T * T;
+    float *P = (float *)grow(be, &ci->work, &ci->work_bytes, 2 * tt * sizeof(float), "attention_backward (2 Hq T² floats)");
+    if (!P) return;
+    k_attn_bwd_rows<<<dim3((unsigned)T, (unsigned)Hq), THREADS, 0, ci->stream>>>(dq, P, P + tt, dout, q, k, v, T, Hq,
+                                                                                  Hkv, D, scale);
+    LAUNCHED(be, "attention_backward rows");
+    k_attn_bwd_cols<<<dim3((unsigned)T, (unsigned)Hkv), THREADS, 0, ci->stream>>>(dk, dv, P, P + tt, dout, q, T, Hq,
+                                                                                   Hkv, D);
+    LAUNCHED(be, "attention_backward cols");
+}
+
+__global__ void k_swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate, const float *up,
+                                  size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float g = gate[i], u = up[i], d = dout[i];
+    float s = 1.0f / (1.0f + expf(-g));
+    dup[i] = d * g * s;
+    dgate[i] = d * u * s * (1.0f + g * (1.0f - s));
+}
+
+static void cu_swiglu_backward(struct dsm_backend *be, float *dgate, float *dup, const float *dout, const float *gate,
+                               const float *up, size_t n) {
+    if (!n) return;
+    k_swiglu_backward<<<blocks_for(n), THREADS, 0, IMPL(be)->stream>>>(dgate, dup, dout, gate, up, n);
+    LAUNCHED(be, "swiglu_backward");
+}
+
+__global__ void k_cross_entropy(float *logp, float *dlogits, const float *logits, const int32_t *targets, int V,
+                                float grad_scale) {
+    __shared__ float sh[THREADS / 32];
+    int r = blockIdx.x, tg = targets[r];
+    const float *x = logits + (size_t)r * V;
+    float mx = -INFINITY;
+    for (int c = threadIdx.x; c < V; c += THREADS) mx = fmaxf(mx, x[c]);
+    mx = block_max(mx, sh);
+    float sum = 0.0f;
+    for (int c = threadIdx.x; c < V; c += THREADS) sum += expf(x[c] - mx);
+    sum = block_sum(sum, sh); /* every read of x precedes the writes of d, which may alias it */
+    float lse = mx + logf(sum);
+    if (threadIdx.x == 0) logp[r] = tg >= 0 ? x[tg] - lse : 0.0f;
+    if (!dlogits) return;
+    __syncthreads(); /* thread 0 has read x[tg] before its owner overwrites it */
+    float *d = dlogits + (size_t)r * V;
+    for (int c = threadIdx.x; c < V; c += THREADS)
+        d[c] = tg < 0 ? 0.0f : grad_scale * expf(x[c] - lse) - (c == tg ? grad_scale : 0.0f);
+}
+
+static void cu_cross_entropy(struct dsm_backend *be, float *logp, float *dlogits, const float *logits,
+                             const int32_t *targets, int R, int V, float grad_scale) {
+    if (R <= 0) return;
+    k_cross_entropy<<<R, THREADS, 0, IMPL(be)->stream>>>(logp, dlogits, logits, targets, V, grad_scale);
+    LAUNCHED(be, "cross_entropy");
+}
+
+#define SUMSQ_BLOCKS 256
+__global__ void k_sumsq_part(double *part, const float *x, size_t n) {
+    __shared__ double sh[THREADS];
+    double s = 0.0;
+    size_t lo = n * blockIdx.x / SUMSQ_BLOCKS, hi = n * (blockIdx.x + 1) / SUMSQ_BLOCKS;
+    for (size_t i = lo + threadIdx.x; i < hi; i += THREADS) s += (double)x[i] * x[i];
+    sh[threadIdx.x] = s;
+    __syncthreads();
+    for (int o = THREADS / 2; o > 0; o >>= 1) {
+        if (threadIdx.x < o) sh[threadIdx.x] += sh[threadIdx.x + o];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) part[blockIdx.x] = sh[0];
+}
+
+__global__ void k_sumsq_total(float *out, const double *part) {
+    double s = 0.0;
+    for (int i = 0; i < SUMSQ_BLOCKS; i++) s += part[i];
+    out[0] = (float)s;
+}
+
+static void cu_sumsq(struct dsm_backend *be, float *out, const float *x, size_t n) {
+    struct cuda_impl *ci = IMPL(be);
+    double *part = (double *)grow(be, &ci->work, &ci->work_bytes, sizeof(double) * SUMSQ_BLOCKS, "sumsq");
+    if (!part) return;
+    k_sumsq_part<<<SUMSQ_BLOCKS, THREADS, 0, ci->stream>>>(part, x, n);
+    k_sumsq_total<<<1, 1, 0, ci->stream>>>(out, part);
+    LAUNCHED(be, "sumsq");
+}
+
+__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2, float eps,
+                        float wd, float ib1, float isb2, float gscale) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    float gi = g[i] * gscale;
+    float mi = b1 * m[i] + (1.0f - b1) * gi;
+    float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] -= lr * (wd * p[i] + (mi * ib1) / (sqrtf(vi) * isb2 + eps));
+}
+
+static void cu_adamw(struct dsm_backend *be, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                     float b2, float eps, float wd, float bc1, float bc2, float gscale) {
+    if (!n) return;
+    k_adamw<<<blocks_for(n), THREADS, 0, IMPL(be)->stream>>>(p, g, m, v, n, lr, b1, b2, eps, wd, 1.0f / bc1,
+                                                             1.0f / sqrtf(bc2), gscale);
+    LAUNCHED(be, "adamw");
+}
+
+__global__ void k_sgd(float *p, const float *g, size_t n, float lr, float wd, float gscale) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) p[i] -= lr * (gscale * g[i] + wd * p[i]);
+}
+
+static void cu_sgd(struct dsm_backend *be, float *p, const float *g, size_t n, float lr, float wd, float gscale) {
+    if (!n) return;
+    k_sgd<<<blocks_for(n), THREADS, 0, IMPL(be)->stream>>>(p, g, n, lr, wd, gscale);
+    LAUNCHED(be, "sgd");
+}
+
+__global__ void k_scale(float *x, size_t n, float alpha) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= alpha;
+}
+
+static void cu_scale(struct dsm_backend *be, float *x, size_t n, float alpha) {
+    if (!n) return;
+    k_scale<<<blocks_for(n), THREADS, 0, IMPL(be)->stream>>>(x, n, alpha);
+    LAUNCHED(be, "scale");
+}
+
+__global__ void k_dropout(float *out, const float *x, size_t n, float p, float k, uint64_t seed) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) out[i] = dsm_dropout_keep(seed, i, p) ? x[i] * k : 0.0f;
+}
+
+static void cu_dropout(struct dsm_backend *be, float *out, const float *x, size_t n, float p, uint64_t seed) {
+    if (!n) return;
+    k_dropout<<<blocks_for(n), THREADS, 0, IMPL(be)->stream>>>(out, x, n, p, (float)(1.0 / (1.0 - p)), seed);
+    LAUNCHED(be, "dropout");
+}
+
 /* ---- creation ---- */
 
 extern "C" __attribute__((visibility("default"))) int dsm_cuda_backend_create(int abi, struct dsm_backend **out,
@@ -498,7 +829,12 @@ extern "C" __attribute__((visibility("default"))) int dsm_cuda_backend_create(in
     be->attention = cu_attention, be->attention_scratch = cu_attention_scratch;
     be->attention_decode = cu_attention_decode, be->kv_scatter = cu_kv_scatter, be->kv_store = cu_kv_store;
     be->swiglu = cu_swiglu, be->add = cu_add, be->softmax = cu_softmax, be->log_softmax = cu_log_softmax;
-    snprintf(be->desc, sizeof be->desc, "CUDA %s (sm_%d%d, %.0f GiB), cuBLAS, forward ops only (unverified)", prop.name,
+    be->linear_backward = cu_linear_backward, be->embedding_backward = cu_embedding_backward;
+    be->rmsnorm_backward = cu_rmsnorm_backward, be->rope_backward = cu_rope_backward;
+    be->attention_backward = cu_attention_backward, be->swiglu_backward = cu_swiglu_backward;
+    be->cross_entropy = cu_cross_entropy, be->sumsq = cu_sumsq, be->adamw = cu_adamw, be->sgd = cu_sgd;
+    be->scale = cu_scale, be->dropout = cu_dropout;
+    snprintf(be->desc, sizeof be->desc, "CUDA %s (sm_%d%d, %.0f GiB), cuBLAS (unverified)", prop.name,
              prop.major, prop.minor, (double)prop.totalGlobalMem / (1u << 30));
     *out = be;
     return DSM_OK;

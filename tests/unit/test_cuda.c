@@ -1,4 +1,4 @@
-/* test_cuda.c - the CUDA backend against the CPU backend: every forward op on the same inputs,
+/* test_cuda.c - the CUDA backend against the CPU backend: every op, forward and training, on the same inputs,
  * whole-model logits of the committed fixtures, and the engine's greedy tokens. Exits 77
  * (skipped) where the CUDA module or a device is missing, which is every machine without a GPU.
  *
@@ -11,7 +11,9 @@
  *    the weights' dtype (bf16 keeps 8 significant bits: 2^-9 relative per element);
  *  - logits of the f32 fixtures 1e-4 (the errors above through a few layers), of the 16-bit
  *    fixtures 5e-2 (rounded activations at every product);
- *  - greedy tokens of the f32 fixture equal for 16 steps (its logit margins are far above 1e-4).
+ *  - greedy tokens of the f32 fixtures equal for 16 steps (their logit margins are far above 1e-4);
+ *  - training ops: 1e-5 (backward passes, cross-entropy: summation order), 1e-6 (sumsq in double,
+ *    adamw, sgd, scale: elementwise); dropout: the same counter-based mask exactly, scale 1e-6.
  */
 #include <math.h>
 #include <stdint.h>
@@ -201,6 +203,128 @@ static void test_decode(void) {
     }
 }
 
+/* A device copy of host floats, the op run on both, the results compared (rel_err <= tol). */
+static float *dcopy(const float *h, size_t n) { return dev(h, sizeof(float) * n); }
+
+static void expect_close(const char *op, float *d, const float *h, size_t n, double tol) {
+    float *g = host(d, sizeof(float) * n, op);
+    double e = rel_err(g, h, n);
+    CHECK_MSG(e <= tol, "%s: err %g > %g", op, e, tol);
+    free(g);
+}
+
+/* The training ops on the same inputs as the CPU's; "+=" outputs start from the same nonzero
+ * values on both sides so that accumulation is checked too. */
+static void test_training_ops(void) {
+    int M = 19, N = 70, K = 48;
+    float *dout = test_rand_vec((size_t)M * N), *x = test_rand_vec((size_t)M * K), *w = test_rand_vec((size_t)N * K);
+    float *dx = test_rand_vec((size_t)M * K), *dw = test_rand_vec((size_t)N * K), *db = test_rand_vec((size_t)N);
+    for (int bf = 0; bf < 2; bf++) {
+        enum dsm_dtype dt = bf ? DSM_DT_BF16 : DSM_DT_F32;
+        void *wt = bf ? as16(w, (size_t)N * K, dt) : w;
+        float *gdx = dcopy(dx, (size_t)M * K), *gdw = dcopy(dw, (size_t)N * K), *gdb = dcopy(db, (size_t)N);
+        float *gdo = dcopy(dout, (size_t)M * N), *gx = dcopy(x, (size_t)M * K);
+        void *gw = dev(wt, (size_t)N * K * dsm_dtype_size(dt));
+        float *cdx = malloc(sizeof(float) * M * K), *cdw = malloc(sizeof(float) * N * K), *cdb = malloc(sizeof(float) * N);
+        memcpy(cdx, dx, sizeof(float) * M * K), memcpy(cdw, dw, sizeof(float) * N * K), memcpy(cdb, db, sizeof(float) * N);
+        cpu->linear_backward(cpu, cdx, cdw, cdb, dout, x, wt, dt, M, N, K, 1);
+        gpu->linear_backward(gpu, gdx, gdw, gdb, gdo, gx, gw, dt, M, N, K, 1);
+        expect_close("linear_backward dx", gdx, cdx, (size_t)M * K, 1e-5);
+        expect_close("linear_backward dw", gdw, cdw, (size_t)N * K, 1e-5);
+        expect_close("linear_backward db", gdb, cdb, (size_t)N, 1e-5);
+        gpu->free(gpu, gdx), gpu->free(gpu, gdw), gpu->free(gpu, gdb), gpu->free(gpu, gdo), gpu->free(gpu, gx), gpu->free(gpu, gw);
+        free(cdx), free(cdw), free(cdb);
+        if (bf) free(wt);
+    }
+    /* embedding (repeated ids add up), rmsnorm, rope, swiglu backward */
+    int T = 9, C = 130, V = 20;
+    int32_t ids[9] = {3, 3, 0, 19, 7, 3, 1, 0, 12};
+    float *tab = test_rand_vec((size_t)V * C), *g = test_rand_vec((size_t)T * C), *xr = test_rand_vec((size_t)T * C);
+    float *wr = test_rand_vec((size_t)C), *acc = test_rand_vec((size_t)T * C), *dwr = test_rand_vec((size_t)C);
+    int32_t *gids = dev(ids, sizeof ids);
+    float *gtab = dcopy(tab, (size_t)V * C), *gg = dcopy(g, (size_t)T * C), *gxr = dcopy(xr, (size_t)T * C);
+    float *gwr = dcopy(wr, (size_t)C), *gacc = dcopy(acc, (size_t)T * C), *gdwr = dcopy(dwr, (size_t)C);
+    cpu->embedding_backward(cpu, tab, g, ids, T, C);
+    gpu->embedding_backward(gpu, gtab, gg, gids, T, C);
+    expect_close("embedding_backward", gtab, tab, (size_t)V * C, 1e-6);
+    cpu->rmsnorm_backward(cpu, acc, dwr, g, xr, wr, T, C, 1e-5f);
+    gpu->rmsnorm_backward(gpu, gacc, gdwr, gg, gxr, gwr, T, C, 1e-5f);
+    expect_close("rmsnorm_backward dx", gacc, acc, (size_t)T * C, 1e-5);
+    expect_close("rmsnorm_backward dw", gdwr, dwr, (size_t)C, 1e-5);
+    float *gate = test_rand_vec((size_t)T * C), *up = test_rand_vec((size_t)T * C);
+    float *c1 = malloc(sizeof(float) * T * C), *c2 = malloc(sizeof(float) * T * C);
+    float *ggate = dcopy(gate, (size_t)T * C), *gup = dcopy(up, (size_t)T * C);
+    float *o1 = gpu->alloc(gpu, sizeof(float) * T * C), *o2 = gpu->alloc(gpu, sizeof(float) * T * C);
+    cpu->swiglu_backward(cpu, c1, c2, g, gate, up, (size_t)T * C);
+    gpu->swiglu_backward(gpu, o1, o2, gg, ggate, gup, (size_t)T * C);
+    expect_close("swiglu_backward dgate", o1, c1, (size_t)T * C, 1e-5);
+    expect_close("swiglu_backward dup", o2, c2, (size_t)T * C, 1e-5);
+    int H = 2, D = 16, stride = 40, P = 32;
+    float *cs = test_rand_vec((size_t)P * D / 2), *sn = test_rand_vec((size_t)P * D / 2), *rg = test_rand_vec((size_t)T * stride);
+    int32_t pos[9] = {0, 5, 31, 1, 2, 2, 30, 9, 11};
+    float *grg = dcopy(rg, (size_t)T * stride), *gcs = dcopy(cs, (size_t)P * D / 2), *gsn = dcopy(sn, (size_t)P * D / 2);
+    int32_t *gpos = dev(pos, sizeof pos);
+    cpu->rope_backward(cpu, rg, pos, cs, sn, T, H, D, stride);
+    gpu->rope_backward(gpu, grg, gpos, gcs, gsn, T, H, D, stride);
+    expect_close("rope_backward", grg, rg, (size_t)T * stride, 1e-5);
+    /* attention backward, GQA */
+    int At = 11, Hq = 4, Hkv = 2, Ad = 16, Q = Hq * Ad, KV = Hkv * Ad;
+    float *aq = test_rand_vec((size_t)At * Q), *ak = test_rand_vec((size_t)At * KV), *av = test_rand_vec((size_t)At * KV);
+    float *ado = test_rand_vec((size_t)At * Q);
+    float *cq = malloc(sizeof(float) * At * Q), *ck = malloc(sizeof(float) * At * KV), *cv = malloc(sizeof(float) * At * KV);
+    cpu->attention_backward(cpu, cq, ck, cv, ado, aq, ak, av, At, Hq, Hkv, Ad, 0.25f);
+    float *gq = dcopy(aq, (size_t)At * Q), *gk = dcopy(ak, (size_t)At * KV), *gv = dcopy(av, (size_t)At * KV), *gdo = dcopy(ado, (size_t)At * Q);
+    float *gdq = gpu->alloc(gpu, sizeof(float) * At * Q), *gdk = gpu->alloc(gpu, sizeof(float) * At * KV), *gdv = gpu->alloc(gpu, sizeof(float) * At * KV);
+    gpu->attention_backward(gpu, gdq, gdk, gdv, gdo, gq, gk, gv, At, Hq, Hkv, Ad, 0.25f);
+    expect_close("attention_backward dq", gdq, cq, (size_t)At * Q, 1e-5);
+    expect_close("attention_backward dk", gdk, ck, (size_t)At * KV, 1e-5);
+    expect_close("attention_backward dv", gdv, cv, (size_t)At * KV, 1e-5);
+    /* cross-entropy with a masked row, dlogits written over the logits */
+    int R = 5, Vc = 300;
+    float *lg = test_rand_vec((size_t)R * Vc);
+    int32_t tg[5] = {7, -1, 299, 0, 150};
+    float clp[5], *cd = malloc(sizeof(float) * R * Vc);
+    cpu->cross_entropy(cpu, clp, cd, lg, tg, R, Vc, 0.5f);
+    float *glg = dcopy(lg, (size_t)R * Vc), *glp = gpu->alloc(gpu, sizeof(float) * R);
+    int32_t *gtg = dev(tg, sizeof tg);
+    gpu->cross_entropy(gpu, glp, glg, glg, gtg, R, Vc, 0.5f);
+    expect_close("cross_entropy logp", glp, clp, (size_t)R, 1e-5);
+    expect_close("cross_entropy dlogits", glg, cd, (size_t)R * Vc, 1e-5);
+    /* sumsq, adamw, sgd, scale, dropout */
+    size_t n = 100003;
+    float *pa = test_rand_vec(n), *ga = test_rand_vec(n), *ma = test_rand_vec(n), *va = test_rand_vec(n);
+    for (size_t i = 0; i < n; i++) va[i] = fabsf(va[i]);
+    float *gpa = dcopy(pa, n), *gga = dcopy(ga, n), *gma = dcopy(ma, n), *gva = dcopy(va, n), *gs = gpu->alloc(gpu, sizeof(float));
+    float cs1;
+    cpu->sumsq(cpu, &cs1, ga, n);
+    gpu->sumsq(gpu, gs, gga, n);
+    expect_close("sumsq", gs, &cs1, 1, 1e-6);
+    cpu->adamw(cpu, pa, ga, ma, va, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.1f, 0.05f, 0.7f);
+    gpu->adamw(gpu, gpa, gga, gma, gva, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0.1f, 0.05f, 0.7f);
+    expect_close("adamw p", gpa, pa, n, 1e-6);
+    expect_close("adamw m", gma, ma, n, 1e-6);
+    expect_close("adamw v", gva, va, n, 1e-6);
+    cpu->sgd(cpu, pa, ga, n, 0.01f, 0.1f, 0.5f);
+    gpu->sgd(gpu, gpa, gga, n, 0.01f, 0.1f, 0.5f);
+    cpu->scale(cpu, pa, n, 1.5f);
+    gpu->scale(gpu, gpa, n, 1.5f);
+    expect_close("sgd, scale", gpa, pa, n, 1e-6);
+    cpu->dropout(cpu, ma, ga, n, 0.3f, 12345);
+    gpu->dropout(gpu, gma, gga, n, 0.3f, 12345);
+    float *dm = host(gma, sizeof(float) * n, "dropout");
+    size_t other = 0;
+    for (size_t i = 0; i < n; i++) other += (dm[i] == 0.0f) != (ma[i] == 0.0f);
+    CHECK_MSG(other == 0, "dropout: %zu of %zu elements masked differently from the CPU", other, n);
+    CHECK_MSG(rel_err(dm, ma, n) <= 1e-6, "dropout: scale err %g", rel_err(dm, ma, n));
+    free(dm);
+    void *devs[] = {gids, gtab, gg, gxr, gwr, gacc, gdwr, ggate, gup, o1, o2, grg, gcs, gsn, gpos, gq, gk, gv, gdo, gdq,
+                    gdk, gdv, glg, glp, gtg, gpa, gga, gma, gva, gs};
+    for (size_t i = 0; i < sizeof devs / sizeof devs[0]; i++) gpu->free(gpu, devs[i]);
+    free(dout), free(x), free(w), free(dx), free(dw), free(db), free(tab), free(g), free(xr), free(wr), free(acc), free(dwr);
+    free(gate), free(up), free(c1), free(c2), free(cs), free(sn), free(rg), free(aq), free(ak), free(av), free(ado);
+    free(cq), free(ck), free(cv), free(lg), free(cd), free(pa), free(ga), free(ma), free(va);
+}
+
 struct greedy {
     int32_t ids[16];
     int n;
@@ -268,7 +392,10 @@ int main(void) {
         char *slash = strrchr(exe, '/');
         if (slash) strcpy(slash, "/../libdsm_cuda.so"), setenv("DSM_CUDA_MODULE", exe, 1);
     }
-    if (dsm_backend_open("cuda", 0, &gpu, &err) != DSM_OK) TEST_SKIP(err.msg);
+    /* DSM_TEST_CUDA_BACKEND=ref runs the same checks with the reference backend in the GPU's place:
+     * how this test itself was exercised on machines without a GPU */
+    const char *name = getenv("DSM_TEST_CUDA_BACKEND") ? getenv("DSM_TEST_CUDA_BACKEND") : "cuda";
+    if (dsm_backend_open(name, 0, &gpu, &err) != DSM_OK) TEST_SKIP(err.msg);
     CHECK_OK(dsm_backend_open("cpu", 2, &cpu, &err), &err);
     if (!cpu) return test_main_end();
     fprintf(stderr, "%s\n", gpu->desc);
@@ -276,6 +403,7 @@ int main(void) {
     test_rows();
     test_attention();
     test_decode();
+    test_training_ops();
     test_models();
     dsm_backend_destroy(gpu);
     dsm_backend_destroy(cpu);
