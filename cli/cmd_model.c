@@ -23,7 +23,7 @@ static int model_init(int argc, char **argv) {
     int vocab = 0, hidden = 0, layers = 0, heads = 0, kv_heads = 0, ffn = 0, tie = 0, max_pos = 0;
     const struct cli_opt opts[] = {
         {"--arch", CLI_STR, &arch, "llama|qwen2", "architecture (default llama)"},
-        {"--preset", CLI_STR, &preset, "NAME", "shape preset: tiny (default), small, 15m, 110m"},
+        {"--preset", CLI_STR, &preset, "NAME", "shape preset: tiny (default), small, 15m, 110m, 1.5b"},
         {"--dtype", CLI_STR, &dtype, "f32|bf16|f16", "stored weight dtype (default f32)"},
         {"--seed", CLI_LONG, &seed, "N", "random seed (default 1)"},
         {"--out", CLI_STR, &out, "DIR", "output directory (required)"},
