@@ -30,12 +30,45 @@ int attn_avx512_ok(int D) {
     return D % 16 == 0 && D <= ATTN_MAX_D && __builtin_cpu_supports("avx512f");
 }
 
+/* out[i] = the sum of a[i]'s 16 lanes for i < 8, with exactly _mm512_reduce_add_ps's tree
+ * (lanes i + i+8, then i + i+4, then i + i+2, then i + i+1), so that a score has the same bits
+ * whichever way it was reduced (the multi-query kernels reduce one at a time), eight at once. */
+AVX512 static inline void reduce8(float *out, const __m512 *a) {
+    __m512 s[4], r[2];
+    for (int i = 0; i < 4; i++) /* [a.lo256 + a.hi256 | b.lo256 + b.hi256] */
+        s[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44));
+    for (int i = 0; i < 2; i++) /* quarter k: accumulator 4i+k's (j + j+4) sums */
+        r[i] = _mm512_add_ps(_mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(3, 1, 3, 1)),
+                             _mm512_shuffle_f32x4(s[2 * i], s[2 * i + 1], _MM_SHUFFLE(2, 0, 2, 0)));
+    __m512 y = _mm512_add_ps(_mm512_shuffle_ps(r[0], r[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(r[0], r[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    __m512 f = _mm512_add_ps(y, _mm512_shuffle_ps(y, y, _MM_SHUFFLE(2, 3, 0, 1)));
+    /* quarter k holds accumulator k in lane 0 and accumulator k+4 in lane 2 */
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 2, 6, 10, 14, 0, 0, 0, 0, 0, 0, 0, 0);
+    _mm256_storeu_ps(out, _mm512_castps512_ps256(_mm512_permutexvar_ps(idx, f)));
+}
+
 AVX512 __attribute__((always_inline)) static inline void
 scores_one(float *p, const float *q, const void *k, int n, int stride, int D, float scale, const int H) {
     __m512 qv[ATTN_MAX_D / 16];
     int nv = D / 16;
     for (int j = 0; j < nv; j++) qv[j] = _mm512_loadu_ps(q + 16 * j);
     int s = 0;
+    for (; s + 8 <= n; s += 8) { /* eight keys at a time: eight independent FMA chains */
+        __m512 a[8];
+        float t[8];
+        for (int i = 0; i < 8; i++) {
+            a[i] = _mm512_setzero_ps();
+            if (s + ATTN_PF + i < n) prefetch_row(k, (size_t)(s + ATTN_PF + i) * stride, D, H);
+        }
+        for (int j = 0; j < nv; j++)
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++)
+                a[i] = _mm512_fmadd_ps(qv[j], ld16(k, (size_t)(s + i) * stride + 16 * (size_t)j, H), a[i]);
+        reduce8(t, a);
+        for (int i = 0; i < 8; i++) p[s + i] = scale * t[i];
+    }
     for (; s + 2 <= n; s += 2) { /* two keys at a time: independent FMA chains */
         size_t r0 = (size_t)s * stride, r1 = r0 + (size_t)stride;
         if (s + ATTN_PF + 1 < n)
