@@ -257,13 +257,14 @@ static void cu_rmsnorm(struct dsm_backend *be, float *out, const float *x, const
     LAUNCHED(be, "rmsnorm");
 }
 
+/* The rotation of rope, or (sgn = -1, the sine negated) its transpose for the backward pass. */
 __global__ void k_rope(float *x, const int32_t *pos, const float *cs, const float *sn, int T, int H, int D,
-                       int stride) {
+                       int stride, float sgn) {
     int half = D / 2;
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= (size_t)T * H * half) return;
     int t = (int)(i / ((size_t)H * half)), h = (int)(i / half % H), j = (int)(i % half);
-    float c = cs[(size_t)pos[t] * half + j], s = sn[(size_t)pos[t] * half + j];
+    float c = cs[(size_t)pos[t] * half + j], s = sgn * sn[(size_t)pos[t] * half + j];
     float *r = x + (size_t)t * stride + (size_t)h * D;
     float a = r[j], b = r[j + half];
     r[j] = a * c - b * s;
@@ -274,7 +275,7 @@ static void cu_rope(struct dsm_backend *be, float *x, const int32_t *pos, const 
                     int H, int D, int stride) {
     size_t n = (size_t)T * H * (D / 2);
     if (!n) return;
-    k_rope<<<blocks_for(n), THREADS, 0, IMPL(be)->stream>>>(x, pos, cs, sn, T, H, D, stride);
+    k_rope<<<blocks_for(n), THREADS, 0, IMPL(be)->stream>>>(x, pos, cs, sn, T, H, D, stride, 1.0f);
     LAUNCHED(be, "rope");
 }
 
@@ -545,24 +546,11 @@ static void cu_rmsnorm_backward(struct dsm_backend *be, float *dx, float *dw, co
     }
 }
 
-__global__ void k_rope_backward(float *g, const int32_t *pos, const float *cs, const float *sn, int T, int H, int D,
-                                int stride) {
-    int half = D / 2;
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (size_t)T * H * half) return;
-    int t = (int)(i / ((size_t)H * half)), h = (int)(i / half % H), j = (int)(i % half);
-    float c = cs[(size_t)pos[t] * half + j], s = sn[(size_t)pos[t] * half + j];
-    float *r = g + (size_t)t * stride + (size_t)h * D;
-    float a = r[j], b = r[j + half];
-    r[j] = a * c + b * s;
-    r[j + half] = b * c - a * s;
-}
-
 static void cu_rope_backward(struct dsm_backend *be, float *g, const int32_t *pos, const float *cs, const float *sn,
                              int T, int H, int D, int stride) {
     size_t n = (size_t)T * H * (D / 2);
     if (!n) return;
-    k_rope_backward<<<blocks_for(n), THREADS, 0, IMPL(be)->stream>>>(g, pos, cs, sn, T, H, D, stride);
+    k_rope<<<blocks_for(n), THREADS, 0, IMPL(be)->stream>>>(g, pos, cs, sn, T, H, D, stride, -1.0f);
     LAUNCHED(be, "rope_backward");
 }
 
