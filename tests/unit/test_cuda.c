@@ -373,6 +373,7 @@ static void test_models(void) {
             struct greedy g[2] = {{{0}, 0}, {{0}, 0}};
             struct dsm_engine *es[2] = {ec, eg};
             for (int b = 0; b < 2 && ec && eg; b++) CHECK_OK(dsm_engine_run(es[b], &r, 1, keep_ids, &g[b], &err), &err);
+            CHECK_MSG(g[0].n == 16, "%s: the CPU engine gave %d greedy tokens, not 16", fx[i].dir, g[0].n);
             CHECK_MSG(g[0].n == g[1].n && memcmp(g[0].ids, g[1].ids, sizeof(int32_t) * (size_t)g[0].n) == 0,
                       "%s: greedy tokens differ between cpu (%d) and cuda (%d)", fx[i].dir, g[0].n, g[1].n);
             dsm_engine_destroy(ec), dsm_engine_destroy(eg);
