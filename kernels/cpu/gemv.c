@@ -1,11 +1,15 @@
 /* gemv.c - y (M, N) = x (M, K) · w (N, K)ᵀ + b for M up to GEMV_MAX_BATCH (decode), where
  * reading the weights dominates.
  *
- * Decode reads every weight once per step, so speed is bytes of weights per second. The kernel
- * walks w in tiles of 4 rows and keeps M (<= 4) x 4 accumulators in registers, so each weight is
- * loaded once for all M inputs. bf16 and f16 weights are widened to f32 in registers (bf16 halves
- * the bytes read). An AVX-512 version is chosen at run time when the CPU has it; the portable
- * version is plain C the compiler may vectorise.
+ * One sequence reads every weight once per step, so its speed is bytes of weights per second;
+ * many sequences reuse each weight, so theirs is FMAs per second. Each thread takes one contiguous
+ * share of the output rows and walks it in blocks of weight rows that fit in L2; within a block,
+ * register tiles of (rows of x) x (rows of w) accumulators (1 x 8, 2 x 8, 8 x 3 or 4 x 6 by M,
+ * see TILE_CASES) load each weight once for all rows of the tile. Every output is one
+ * accumulator over k in the same order whatever the tile, M or thread count (batch-invariant).
+ * bf16 and f16 weights are widened to f32 in registers (bf16 halves the bytes read). An AVX-512
+ * version is chosen at run time when the CPU has it; the portable version is plain C the
+ * compiler may vectorise.
  */
 #include "kernels/cpu/gemv.h"
 
