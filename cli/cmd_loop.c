@@ -61,11 +61,14 @@ struct loop_cfg {
     int boot_records[R_N], boot_steps[R_N], boot_max_len[R_N], boot_batch, boot_warmup;
     int boot_from[R_N];       /* the role whose bootstrap model a role's SFT starts from (-1: a new model) */
     double boot_lr;
+    double boot_flawed;       /* generator SFT: share of proofs with a planted error */
+    double boot_plants[SYNTH_PLANT_COUNT_]; /* generator SFT: weights of the planted kinds (NONE unused) */
     /* GRPO */
     double grpo_lr, beta, eps;
     int updates, grpo_batch, grpo_max_len, train[R_N];
     char gen_reward[8];       /* "v2" (model rewards) or "rule" (answer problems, DeepSeekMath V1) */
     double human_share;       /* share of proofs whose human/ground-truth label trains the verifier */
+    double gen_human_share;   /* the same for the generator's reward (0: auto labels only) */
     int heldout;              /* problems of the fixed held-out set the generator is measured on (0: off) */
     char grpo_lora[128];      /* "" full fine-tuning; else a LoRA spec: GRPO trains an adapter of the
                                * role's starting model, which stays the KL reference */
@@ -117,6 +120,12 @@ static void cfg_default(struct loop_cfg *c) {
     c->boot_steps[R_GEN] = 700, c->boot_steps[R_VER] = 150, c->boot_steps[R_MVER] = 150;
     c->boot_max_len[R_GEN] = 448, c->boot_max_len[R_VER] = 448, c->boot_max_len[R_MVER] = 640;
     c->boot_batch = 16, c->boot_warmup = 20, c->boot_lr = 5e-3;
+    {
+        struct synth_sft_opts so;
+        synth_sft_opts_default(&so);
+        c->boot_flawed = so.gen_flawed;
+        memcpy(c->boot_plants, so.plant_w, sizeof c->boot_plants);
+    }
     /* the generator's self-evaluations are analyses in the verifier's format, and the meta-verifier
      * reads analyses: each starts from the previous role's model instead of from scratch */
     c->boot_from[R_GEN] = -1, c->boot_from[R_VER] = R_GEN, c->boot_from[R_MVER] = R_VER;
@@ -236,6 +245,26 @@ static int cfg_load(const char *path, struct loop_cfg *c, json_t **raw, struct d
         } else if (!strcmp(k, "bootstrap_batch")) rc = cfg_int(v, k, 1, 4096, &c->boot_batch, err);
         else if (!strcmp(k, "bootstrap_warmup")) rc = cfg_int(v, k, 0, 1000000, &c->boot_warmup, err);
         else if (!strcmp(k, "bootstrap_lr")) rc = cfg_num(v, k, 1e-12, 10, &c->boot_lr, err);
+        else if (!strcmp(k, "bootstrap_flawed")) rc = cfg_num(v, k, 0, 1, &c->boot_flawed, err);
+        else if (!strcmp(k, "bootstrap_plants")) {
+            /* {"skip": 60, "arith": 10, ...}: the listed kinds get these weights, the others 0 */
+            const char *pk;
+            json_t *x;
+            if (!json_is_object(v) || !json_object_size(v))
+                rc = dsm_errf(err, DSM_EINVAL, "\"bootstrap_plants\" must be a non-empty object keyed by plant kind");
+            else memset(c->boot_plants, 0, sizeof c->boot_plants);
+            double sum = 0;
+            json_object_foreach(v, pk, x) {
+                if (rc) break;
+                int kind = synth_plant_from_name(pk);
+                char name[160];
+                snprintf(name, sizeof name, "bootstrap_plants.%s", pk);
+                if (kind <= SYNTH_PLANT_NONE)
+                    rc = dsm_errf(err, DSM_EINVAL, "\"bootstrap_plants\": \"%s\" is not a planted error kind (docs/synth.md)", pk);
+                else if (!(rc = cfg_num(x, name, 0, 1e9, &c->boot_plants[kind], err))) sum += c->boot_plants[kind];
+            }
+            if (!rc && !(sum > 0)) rc = dsm_errf(err, DSM_EINVAL, "\"bootstrap_plants\" needs a positive weight");
+        }
         else if (!strcmp(k, "grpo_lr")) rc = cfg_num(v, k, 1e-12, 10, &c->grpo_lr, err);
         else if (!strcmp(k, "beta")) rc = cfg_num(v, k, 0, 100, &c->beta, err);
         else if (!strcmp(k, "eps")) rc = cfg_num(v, k, 1e-6, 10, &c->eps, err);
@@ -244,6 +273,7 @@ static int cfg_load(const char *path, struct loop_cfg *c, json_t **raw, struct d
         else if (!strcmp(k, "grpo_max_len")) rc = cfg_int(v, k, 16, 1 << 20, &c->grpo_max_len, err);
         else if (!strcmp(k, "train")) rc = cfg_roles_int(v, k, 0, 1, c->train, err);
         else if (!strcmp(k, "human_share")) rc = cfg_num(v, k, 0, 1, &c->human_share, err);
+        else if (!strcmp(k, "generator_human_share")) rc = cfg_num(v, k, 0, 1, &c->gen_human_share, err);
         else if (!strcmp(k, "heldout")) rc = cfg_int(v, k, 0, 100000, &c->heldout, err);
         else if (!strcmp(k, "grpo_lora")) {
             struct dsm_lora_cfg lc;
@@ -346,6 +376,10 @@ static int write_sft_data(struct loop *L, int role, const char *path, struct dsm
     struct synth_sft_opts o;
     synth_sft_opts_default(&o);
     o.diff_lo = L->c.diff_lo, o.diff_hi = L->c.diff_hi;
+    if (role == R_GEN) {
+        o.gen_flawed = L->c.boot_flawed;
+        memcpy(o.plant_w + 1, L->c.boot_plants + 1, sizeof o.plant_w - sizeof o.plant_w[0]);
+    }
     char tmp[2400];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
@@ -649,7 +683,7 @@ static double mval(const struct msum *m) { return m->n ? m->sum / (double)m->n :
 static int round_reward(struct loop *L, int round, int role, json_t *out, struct dsm_err *err) {
     char rs[16], path[2400], hs[32], label[96], name[64];
     snprintf(rs, sizeof rs, "%d", round);
-    snprintf(hs, sizeof hs, "%g", L->c.human_share);
+    snprintf(hs, sizeof hs, "%g", role == R_GEN ? L->c.gen_human_share : L->c.human_share);
     snprintf(path, sizeof path, "%s/logs/reward-%s-round-%d.json", L->dir, role_names[role], round);
     char *av[] = {"dsm", "train", "grpo", "--dry-run", "--role", (char *)role_names[role], "--run-id", L->run_s, "--round", rs,
                   "--template", L->c.template_, "--human-share", hs, "--reward", role == R_GEN ? L->c.gen_reward : "v2", NULL};
@@ -862,7 +896,7 @@ static int stage_metrics(struct loop *L, int round, json_t *out, struct dsm_err 
 static int stage_grpo(struct loop *L, int round, int role, json_t *det, struct dsm_err *err) {
     char out[2300], sum[2400], rs[16], lr[32], beta[32], eps[32], upd[16], bs[16], ml[16], thr[16], label[96], stage[32],
         hs[32];
-    snprintf(hs, sizeof hs, "%g", L->c.human_share);
+    snprintf(hs, sizeof hs, "%g", role == R_GEN ? L->c.gen_human_share : L->c.human_share);
     snprintf(stage, sizeof stage, "grpo_%s", role_names[role]);
     snprintf(out, sizeof out, "%s/models/%s/round-%d", L->dir, role_names[role], round);
     snprintf(sum, sizeof sum, "%s/logs/%s-round-%d.json", L->dir, stage, round);

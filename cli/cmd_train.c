@@ -1,14 +1,18 @@
 /* cmd_train.c - `dsm train sft`: supervised fine-tuning of a model directory on JSONL records,
  * with AdamW/SGD, schedules, gradient accumulation, clipping, checkpoints, resume and metrics.
  * See docs/training.md. */
+#include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/chat.h"
+#include "common/dist.h"
 #include "common/log.h"
 #include "common/lora.h"
 #include "common/model.h"
@@ -23,6 +27,10 @@ struct sft_args {
     const char *model, *data, *out, *optim, *schedule, *resume, *device, *lora, *chat, *metrics, *base_dtype;
     double lr, wd, max_grad_norm, eval_split, beta1, beta2, eps;
     int warmup, batch, accum, max_len, save_every, eval_every, threads, recompute, quiet, stop_after;
+    /* data parallelism (common/dist.h): --dp N launches N ranks here; a rank has world > 0 */
+    int dp, dp_rank, dp_world, dp_check_every;
+    const char *dp_transport, *dp_rendezvous;
+    double dp_timeout;
     long steps, seed;
     double epochs;
 };
@@ -80,6 +88,76 @@ static void progress(int tty, long step, long total, double loss, double lr, dou
     }
 }
 
+/* Every rank hashes its weights after a step; they must be equal (dist.h). */
+static int check_same_weights(struct dsm_dist *d, struct dsm_backend *be, const struct dsm_optim_tensor *ps, int n, long step,
+                              struct dsm_err *err) {
+    uint64_t h = DSM_HASH_INIT;
+    for (int i = 0; i < n; i++) h = dsm_hash_device(be, ps[i].p, ps[i].n * sizeof(float), h);
+    char what[64];
+    snprintf(what, sizeof what, "weights after step %ld", step);
+    int rc = dsm_dist_check_equal(d, h, what, err);
+    if (!rc) LOG_DEBUG("rank %d: weights after step %ld hash %016llx", dsm_dist_rank(d), step, (unsigned long long)h);
+    return rc;
+}
+
+/* --dp N: run N ranks of this command on this machine (shm transport), each with its share of the
+ * CPU threads; the first failure stops the others. Returns the first non-zero exit status. */
+static int launch_ranks(struct sft_args *a, int argc, char **argv) {
+    const char *cmd = "train sft";
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = a->threads > 0 ? a->threads : (int)(ncpu > 0 ? ncpu : 1);
+    int per = threads / a->dp > 0 ? threads / a->dp : 1;
+    char rdv[256], ws[16], ts[16], rs[DSM_DIST_MAX_WORLD][16];
+    snprintf(rdv, sizeof rdv, "%s/dsm-dp-%ld-%ld", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (long)getpid(),
+             (long)(dsm_now() * 1000) % 1000000);
+    snprintf(ws, sizeof ws, "%d", a->dp);
+    snprintf(ts, sizeof ts, "%d", per);
+    char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) return cli_usage_error(cmd, "--dp: cannot find our own binary");
+    self[sl] = 0;
+    char **av = calloc((size_t)argc + 16, sizeof *av);
+    pid_t pids[DSM_DIST_MAX_WORLD] = {0};
+    if (!av) return cli_usage_error(cmd, "out of memory");
+    LOG_INFO("data parallelism: %d ranks on this machine, %d thread(s) each, rendezvous %s", a->dp, per, rdv);
+    int status_rc = 0;
+    for (int r = 0; r < a->dp; r++) {
+        int k = 0;
+        av[k++] = "dsm", av[k++] = "train";
+        for (int i = 0; i < argc; i++) av[k++] = argv[i]; /* "sft" and the user's flags (--dp is ignored by a rank) */
+        snprintf(rs[r], sizeof rs[r], "%d", r);
+        av[k++] = "--threads", av[k++] = ts, av[k++] = "--dp-rank", av[k++] = rs[r], av[k++] = "--dp-world", av[k++] = ws;
+        av[k++] = "--dp-rendezvous", av[k++] = rdv, av[k++] = "--dp-transport", av[k++] = "shm";
+        av[k] = NULL;
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(self, av);
+            _exit(127);
+        }
+        if (pid < 0) {
+            status_rc = cli_usage_error(cmd, "--dp: fork failed: %s", strerror(errno));
+            break;
+        }
+        pids[r] = pid;
+    }
+    free(av);
+    for (int left = a->dp; left > 0; left--) {
+        int st;
+        pid_t pid = wait(&st);
+        if (pid < 0) break;
+        int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        if (code && !status_rc) {
+            status_rc = code;
+            for (int r = 0; r < a->dp; r++)
+                if (pids[r] > 0 && pids[r] != pid) kill(pids[r], SIGTERM);
+        }
+        for (int r = 0; r < a->dp; r++)
+            if (pids[r] == pid) pids[r] = 0;
+    }
+    unlink(rdv); /* rank 0 removes it once all joined; this covers a start that failed */
+    return status_rc;
+}
+
 static int run_sft(struct sft_args *a) {
     const char *cmd = "train sft";
     struct dsm_err err = {0};
@@ -88,6 +166,8 @@ static int run_sft(struct sft_args *a) {
     struct dsm_tokenizer *tok = NULL;
     struct dsm_train *t = NULL;
     struct dsm_optim *o = NULL;
+    struct dsm_dist *dist = NULL;
+    int world = a->dp_world > 1 ? a->dp_world : 1, lead = a->dp_rank == 0;
     struct sft_data data = {0}, eval = {0};
     struct stream st = {0};
     FILE *mf = NULL;
@@ -153,6 +233,11 @@ static int run_sft(struct sft_args *a) {
 
     /* model, trainer, optimizer */
     if ((rc = dsm_backend_open(a->device, a->threads, &be, &err))) goto fail;
+    if (world > 1) {
+        struct dsm_dist_opts dopt = {a->dp_transport, a->dp_rendezvous, a->dp_rank, world, a->dp_timeout};
+        if ((rc = dsm_dist_open(&dopt, be, &dist, &err))) goto fail;
+        LOG_INFO("data parallelism: rank %d of %d (%s)", a->dp_rank, world, a->dp_transport);
+    }
     struct dsm_model_opts mo = {.max_tokens = 1, .max_seq = a->max_len, .wdtype = DSM_DT_F32};
     if (!strcmp(a->base_dtype, "bf16")) mo.wdtype = DSM_DT_BF16;
     else if (!strcmp(a->base_dtype, "f16")) mo.wdtype = DSM_DT_F16;
@@ -173,7 +258,8 @@ static int run_sft(struct sft_args *a) {
     }
     struct dsm_train_opts to = {.max_rows = a->batch * a->max_len, .max_seq = a->max_len, .recompute = a->recompute, .lora = lora};
     if ((rc = dsm_train_create(m, &to, &t, &err)) || (rc = dsm_train_params(t, &params, &n_params, &err))) goto fail;
-    long per_epoch = (data.n + (long)a->batch * a->accum - 1) / ((long)a->batch * a->accum);
+    long per_step = (long)a->batch * a->accum * world; /* sequences per optimizer step, all ranks */
+    long per_epoch = (data.n + per_step - 1) / per_step;
     long total = a->steps ? a->steps : (long)ceil((a->epochs > 0 ? a->epochs : 1.0) * (double)per_epoch);
     oc.total_steps = total;
     if ((rc = dsm_optim_create(be, params, n_params, &oc, &o, &err))) goto fail;
@@ -183,7 +269,7 @@ static int run_sft(struct sft_args *a) {
     st.perm = malloc(sizeof(int) * (size_t)data.n);
     ids = malloc(sizeof(int32_t) * (size_t)a->batch * a->max_len);
     lab = malloc(sizeof(int32_t) * (size_t)a->batch * a->max_len);
-    idx = malloc(sizeof(int) * (size_t)a->batch * a->accum);
+    idx = malloc(sizeof(int) * (size_t)per_step);
     if (!st.perm || !ids || !lab || !idx) {
         rc = dsm_errf(&err, DSM_ENOMEM, "out of memory");
         goto fail;
@@ -198,7 +284,7 @@ static int run_sft(struct sft_args *a) {
     if ((rc = dsm_mkdir_p(a->out, &err))) goto fail;
     if (a->metrics) snprintf(path, sizeof path, "%s", a->metrics);
     else snprintf(path, sizeof path, "%s/metrics.jsonl", a->out);
-    mf = fopen(path, resume_dir[0] ? "a" : "w");
+    mf = fopen(lead ? path : "/dev/null", resume_dir[0] ? "a" : "w"); /* rank 0 writes the metrics */
     if (!mf) {
         rc = dsm_errf(&err, DSM_EIO, "cannot open the metrics file %s", path);
         goto fail;
@@ -212,9 +298,11 @@ static int run_sft(struct sft_args *a) {
         for (int i = 0; i < n_params; i++) np += (long long)params[i].n;
         LOG_INFO("LoRA r=%d alpha=%g targets=%s: %lld trainable parameters", dsm_lora_config(lora)->r, dsm_lora_config(lora)->alpha, tg, np);
     }
-    LOG_INFO("%s: %lld parameters, %d train / %d eval records, %ld steps of %d x %d sequences, activations %.1f MB%s, gradients %.1f MB",
-             a->model, dsm_config_n_params(&cfg), data.n, eval.n, total, a->batch, a->accum, act_b / 1e6,
+    LOG_INFO("%s: %lld parameters, %d train / %d eval records, %ld steps of %d x %d x %d sequences, activations %.1f MB%s, gradients %.1f MB",
+             a->model, dsm_config_n_params(&cfg), data.n, eval.n, total, a->batch, a->accum, world, act_b / 1e6,
              a->recompute ? " (recompute)" : "", grad_b / 1e6);
+    size_t n_grad = 0;
+    float *gslab = dsm_train_grad_slab(t, &n_grad);
 
     if (eval.n && cs.step == 0) { /* the starting point of the eval curve */
         double el;
@@ -223,15 +311,16 @@ static int run_sft(struct sft_args *a) {
         fflush(mf);
         LOG_INFO("step 0: eval loss %.4f over %d records", el, eval.n);
     }
-    int tty = isatty(2) && !a->quiet;
+    int tty = isatty(2) && !a->quiet && lead;
     long log_every = tty ? 1 : (total / 50 > 1 ? total / 50 : 1);
     double t_run = dsm_now();
     long tokens_run = 0, start_step = cs.step;
     for (long step = cs.step; step < total; step++) {
         double t0 = dsm_now();
         int B = a->batch, n_valid = 0;
-        for (int k = 0; k < B * a->accum; k++) idx[k] = stream_next(&st);
-        for (int k = 0; k < B * a->accum; k++) {
+        /* every rank draws the whole step's sequences (the same stream) and trains its share */
+        for (int k = 0; k < per_step; k++) idx[k] = stream_next(&st);
+        for (int k = 0; k < per_step; k++) {
             const struct sft_example *e = &data.ex[idx[k]];
             for (int i = 1; i < e->n; i++) n_valid += e->labels[i] >= 0;
         }
@@ -239,16 +328,25 @@ static int run_sft(struct sft_args *a) {
         double nll = 0;
         long tokens = 0;
         for (int mb = 0; mb < a->accum; mb++) {
-            int T;
+            int T, g = a->dp_rank * a->accum + mb; /* the micro-batch's place in the step */
             double part;
-            sft_data_batch(&data, idx + mb * B, B, ids, lab, &T);
-            dsm_train_set_seed(t, (uint64_t)a->seed * 0x100000001B3ull + (uint64_t)step * 1024 + (uint64_t)mb);
-            for (int k = 0; k < B; k++) tokens += data.ex[idx[mb * B + k]].n;
+            sft_data_batch(&data, idx + (long)g * B, B, ids, lab, &T);
+            dsm_train_set_seed(t, (uint64_t)a->seed * 0x100000001B3ull + (uint64_t)step * 1024 + (uint64_t)g);
+            for (int k = 0; k < B; k++) tokens += data.ex[idx[(long)g * B + k]].n;
             if ((rc = dsm_train_batch(t, ids, lab, B, T, 1.0f / (float)n_valid, 1, &part, NULL, &err))) goto fail;
             nll += part;
         }
+        if (dist) { /* sum the ranks' gradients and losses: then every rank takes the same step */
+            double sums[2] = {nll, (double)tokens};
+            if ((rc = dsm_dist_allreduce(dist, gslab, n_grad, &err)) || (rc = dsm_dist_allreduce_host(dist, sums, 2, &err)))
+                goto fail;
+            nll = sums[0], tokens = (long)sums[1];
+        }
         double gnorm, lr;
         if ((rc = dsm_optim_step(o, &gnorm, &lr, &err))) goto fail;
+        if (dist && ((a->dp_check_every && (step + 1) % a->dp_check_every == 0) || step + 1 == total) &&
+            (rc = check_same_weights(dist, be, params, n_params, step + 1, &err)))
+            goto fail;
         double dt = dsm_now() - t0;
         cs.step = step + 1, cs.epoch = st.epoch, cs.cursor = st.cursor, cs.tokens += tokens, cs.elapsed_s += dt;
         tokens_run += tokens;
@@ -258,10 +356,10 @@ static int run_sft(struct sft_args *a) {
                 cs.step, (double)st.epoch + (double)st.cursor / data.n, loss, lr, gnorm, cs.tokens, tokens, tokens / dt, dt,
                 cs.elapsed_s);
         fflush(mf);
-        if (!a->quiet && (cs.step % log_every == 0 || cs.step == total))
+        if (!a->quiet && lead && (cs.step % log_every == 0 || cs.step == total))
             progress(tty, cs.step, total, loss, lr, tps, (total - cs.step) * (dsm_now() - t_run) / (double)(cs.step - start_step));
         int last = cs.step == total;
-        if (eval.n && ((a->eval_every && cs.step % a->eval_every == 0) || last)) {
+        if (lead && eval.n && ((a->eval_every && cs.step % a->eval_every == 0) || last)) {
             double el;
             if ((rc = eval_loss(t, &eval, a->batch, a->max_len, &el, &err))) goto fail;
             fprintf(mf, "{\"step\": %ld, \"eval_loss\": %.6f, \"eval_records\": %d}\n", cs.step, el, eval.n);
@@ -269,26 +367,28 @@ static int run_sft(struct sft_args *a) {
             LOG_INFO("step %ld: eval loss %.4f over %d records", cs.step, el, eval.n);
         }
         int stop = a->stop_after && cs.step - start_step >= a->stop_after && !last;
-        if ((a->save_every && cs.step % a->save_every == 0 && !last) || stop) {
+        if (lead && ((a->save_every && cs.step % a->save_every == 0 && !last) || stop)) {
             char ck[4300];
             snprintf(ck, sizeof ck, "%s/checkpoint-%ld", a->out, cs.step);
             if ((rc = dsm_ckpt_save(ck, a->model, t, o, &cs, &err))) goto fail;
             LOG_INFO("saved %s", ck);
         }
         if (stop) {
-            fprintf(stderr, "dsm train sft: stopped after %d steps at step %ld of %ld (continue with --resume auto)\n",
+            if (dist && (rc = dsm_dist_check_equal(dist, 0, "checkpoint barrier", &err))) goto fail; /* rank 0 saved it */
+            if (lead) fprintf(stderr, "dsm train sft: stopped after %d steps at step %ld of %ld (continue with --resume auto)\n",
                     a->stop_after, cs.step, total);
             rc = 0;
             goto out;
         }
     }
-    {
+    if (lead) {
         char ck[4300];
         snprintf(ck, sizeof ck, "%s/checkpoint-%ld", a->out, cs.step);
         if ((rc = dsm_ckpt_save(ck, a->model, t, o, &cs, &err)) || (rc = dsm_ckpt_write_model(a->out, a->model, t, &err)))
             goto fail;
     }
-    fprintf(stderr, "dsm train sft: wrote %s (%ld steps, %ld tokens, %.1f s)\n", a->out, cs.step, cs.tokens, cs.elapsed_s);
+    if (dist && (rc = dsm_dist_check_equal(dist, 0, "the final barrier", &err))) goto fail;
+    if (lead) fprintf(stderr, "dsm train sft: wrote %s (%ld steps, %ld tokens, %.1f s)\n", a->out, cs.step, cs.tokens, cs.elapsed_s);
     rc = 0;
     goto out;
 fail:
@@ -303,6 +403,7 @@ out:
     dsm_train_destroy(t);
     dsm_lora_destroy(lora);
     dsm_model_destroy(m);
+    dsm_dist_close(dist);
     dsm_backend_destroy(be);
     tok_destroy(tok);
     return rc;
@@ -310,7 +411,8 @@ out:
 
 static int train_sft(int argc, char **argv) {
     struct sft_args a = {.optim = "adamw", .schedule = "cosine", .device = "cpu", .base_dtype = "f32", .lr = 1e-4, .max_grad_norm = 1.0,
-                         .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .batch = 1, .accum = 1, .max_len = 512, .seed = 42};
+                         .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .batch = 1, .accum = 1, .max_len = 512, .seed = 42,
+                         .dp_check_every = 100};
     const struct cli_opt opts[] = {
         {"--model", CLI_STR, &a.model, "DIR", "model directory to fine-tune (required)"},
         {"--data", CLI_STR, &a.data, "FILE", "JSONL records: prompt/response, messages, or input_ids/labels (required)"},
@@ -343,6 +445,13 @@ static int train_sft(int argc, char **argv) {
         {"--lora", CLI_STR, &a.lora, "SPEC", "train a LoRA adapter: r=16,alpha=32,dropout=0,targets=q_proj+k_proj+... (default all 7 projections)"},
         {"--stop-after", CLI_INT, &a.stop_after, "N", "save a checkpoint and exit after N steps of this run (time slicing)"},
         {"--quiet", CLI_FLAG, &a.quiet, NULL, "no progress output"},
+        {"--dp", CLI_INT, &a.dp, "N", "data parallelism: run N ranks on this machine, each training 1/N of every step (shm)"},
+        {"--dp-rank", CLI_INT, &a.dp_rank, "R", "run as rank R of a data-parallel group (with --dp-world, --dp-rendezvous)"},
+        {"--dp-world", CLI_INT, &a.dp_world, "N", "ranks in the group"},
+        {"--dp-rendezvous", CLI_STR, &a.dp_rendezvous, "PATH", "the group's meeting file: rank 0 creates it (shm: local, e.g. /dev/shm/x; nccl: shared)"},
+        {"--dp-transport", CLI_STR, &a.dp_transport, "shm|nccl", "how gradients are summed (default shm; nccl: one process per GPU)"},
+        {"--dp-check-every", CLI_INT, &a.dp_check_every, "N", "compare a hash of every rank's weights every N steps (default 100; always after the last)"},
+        {"--dp-timeout", CLI_DOUBLE, &a.dp_timeout, "S", "longest wait for another rank, seconds (default 600)"},
     };
     const struct cli_cmd_spec spec = {
         "train sft", "--model DIR --data FILE.jsonl --out DIR [options]",
@@ -354,6 +463,19 @@ static int train_sft(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (!a.model || !a.data || !a.out) return cli_usage_error(spec.name, "--model, --data and --out are required");
+    if (a.dp < 0 || a.dp > DSM_DIST_MAX_WORLD || a.dp_world < 0 || a.dp_world > DSM_DIST_MAX_WORLD || a.dp_check_every < 0 ||
+        a.dp_timeout < 0)
+        return cli_usage_error(spec.name, "--dp and --dp-world must be in 0..%d, --dp-check-every and --dp-timeout >= 0",
+                               DSM_DIST_MAX_WORLD);
+    if (a.dp_world > 1) {
+        if (a.dp_rank < 0 || a.dp_rank >= a.dp_world || !a.dp_rendezvous)
+            return cli_usage_error(spec.name, "--dp-world %d needs --dp-rank in 0..%d and --dp-rendezvous PATH", a.dp_world,
+                                   a.dp_world - 1);
+        if (!a.dp_transport) a.dp_transport = "shm";
+        return run_sft(&a);
+    }
+    if (a.dp_rank || a.dp_rendezvous) return cli_usage_error(spec.name, "--dp-rank and --dp-rendezvous need --dp-world > 1");
+    if (a.dp > 1) return launch_ranks(&a, argc, argv);
     return run_sft(&a);
 }
 

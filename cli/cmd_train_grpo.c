@@ -9,7 +9,8 @@
  *              neither are not used), R_meta the mean rating of the analysis's
  *              meta-verifications (a failed one counts 0), 1 when it had none (scored 1);
  *   generator  the proofs of one problem in the round; reward R_format · (0.76 s + 0.24 (1 − |s' −
- *              s|) · ms) with s the proof's auto label (else its verifications' mean score rounded
+ *              s|) · ms) with s the proof's auto label, or for a --human-share of the proofs their
+ *              human / ground-truth label (else its verifications' mean score rounded
  *              to the nearest of 0, 0.5, 1; 0 with none), s' the self-score, ms the mean rating of
  *              the meta-verifications of its self-evaluation (1 when it had none).
  * Token sequences are rebuilt as the service sampled them: the role's template renders the
@@ -70,8 +71,11 @@ static const char *const gen_sql =
     "(SELECT avg(coalesce(mv.score, 0)) FROM meta_verifications mv JOIN verifications v ON v.id = mv.verification_id "
     "  WHERE v.proof_id = p.id AND v.kind = 'self')::float8 AS ms "
     "FROM proofs p JOIN problems pr ON pr.id = p.problem_id "
-    "LEFT JOIN labels l ON l.proof_id = p.id AND l.source = 'auto' AND l.origin = $3 "
-    "WHERE p.run_id = $1::bigint AND p.round = $2::int AND p.raw_output IS NOT NULL AND $4::float8 >= 0 "
+    "LEFT JOIN LATERAL (SELECT x.value FROM labels x WHERE x.proof_id = p.id AND x.value IS NOT NULL AND "
+    " ((x.source = 'auto' AND x.origin = $3) OR (x.source IN ('human', 'ground_truth') AND "
+    "  (hashtextextended(coalesce(p.seed, p.id)::text, 7) & 1023) < $4::float8 * 1024)) "
+    " ORDER BY (x.source <> 'auto') DESC, x.id LIMIT 1) l ON true "
+    "WHERE p.run_id = $1::bigint AND p.round = $2::int AND p.raw_output IS NOT NULL "
     "ORDER BY p.problem_id, p.id";
 
 struct rollout {
@@ -387,8 +391,8 @@ int cmd_train_grpo(int argc, char **argv) {
         {"--label-origin", CLI_STR, &a.label_origin, "TEXT", "origin of the auto labels used (default loop:RUN:ROUND)"},
         {"--reward", CLI_STR, &a.reward, "v2|rule", "v2: SPEC's model rewards (default); rule: the final answer against problems.gold_answer (generator)"},
         {"--human-share", CLI_DOUBLE, &a.human_share, "X",
-         "verifier: for this share of proofs (chosen by id) a human or ground-truth label, when there is one, "
-         "replaces the auto label (SPEC: human labels plus auto labels; default 0)"},
+         "for this share of proofs (chosen by id) a human or ground-truth label, when there is one, "
+         "replaces the auto label (SPEC: the verifier trains on human labels plus auto labels; default 0)"},
         {"--template", CLI_STR, &a.template_path, "builtin|synth|FILE", "the prompt template the rollouts were sampled with"},
         {"--beta", CLI_DOUBLE, &a.beta, "B", "KL coefficient (default 0.04)"},
         {"--eps", CLI_DOUBLE, &a.eps, "E", "clip range (default 0.2)"},

@@ -85,6 +85,10 @@ int dsm_train_token_logp(struct dsm_train *t, const int32_t *ids, int B, int T, 
  * embedding's. */
 float *dsm_train_grad(struct dsm_train *t, enum dsm_param p, int layer);
 
+/* Every trainable gradient in one contiguous device array of *n_floats floats (alignment gaps
+ * included, zeroed with the rest): what data parallelism all-reduces in one call. */
+float *dsm_train_grad_slab(struct dsm_train *t, size_t *n_floats);
+
 /* The sizes the trainer was created with. */
 void dsm_train_sizes(const struct dsm_train *t, int *max_rows, int *max_seq);
 

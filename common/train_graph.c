@@ -275,6 +275,12 @@ void dsm_train_zero_grad(struct dsm_train *t) {
 
 struct dsm_lora *dsm_train_lora(struct dsm_train *t) { return t->lora; }
 
+float *dsm_train_grad_slab(struct dsm_train *t, size_t *n_floats) {
+    void *slab = t->lora ? t->lgslab : t->gslab;
+    *n_floats = (t->lora ? t->lgbytes : t->gbytes) / sizeof(float);
+    return slab;
+}
+
 void dsm_train_lora_enable(struct dsm_train *t, int on) { t->lora_off = !on; }
 
 void dsm_train_set_seed(struct dsm_train *t, uint64_t seed) { t->seed = seed; }

@@ -35,7 +35,7 @@ size_t dsm_dtype_size(enum dsm_dtype dt);
 const char *dsm_dtype_name(enum dsm_dtype dt);
 
 /* ABI version of struct dsm_backend; a CUDA module built against another version is refused. */
-#define DSM_BACKEND_ABI 4
+#define DSM_BACKEND_ABI 5
 
 struct dsm_backend {
     const char *name; /* "cpu", "ref", "cuda" */
@@ -208,6 +208,17 @@ struct dsm_backend {
     /* One SGD step: p -= lr (gscale g + wd p) over n parameters. */
     void (*sgd)(struct dsm_backend *be, float *p, const float *g, size_t n, float lr, float wd,
                 float gscale);
+
+    /* ---- collectives (optional, NULL when absent: the CUDA module's NCCL; common/dist.h) ---- */
+    /* Rank 0: a new communicator id (*len bytes of id[cap]) to hand to every rank. */
+    int (*coll_id)(struct dsm_backend *be, void *id, size_t cap, size_t *len, struct dsm_err *err);
+    /* Join the communicator `id` as rank of world (collective: returns when all ranks joined). */
+    int (*coll_init)(struct dsm_backend *be, const void *id, size_t len, int rank, int world,
+                     struct dsm_err *err);
+    /* buf (n floats of device memory) = its sum over the ranks, in place. */
+    int (*coll_allreduce)(struct dsm_backend *be, float *buf, size_t n, struct dsm_err *err);
+    /* Leave the communicator (no-op when none). */
+    void (*coll_fini)(struct dsm_backend *be);
 };
 
 /* The dropout mask every backend uses: element i is kept when a splitmix64 hash of (seed, i),

@@ -104,11 +104,14 @@ cat > "$T/native.json" <<EOF
  "bootstrap_records": {"generator": 40, "verifier": 40, "metaverifier": 40},
  "bootstrap_steps": {"generator": 3, "verifier": 3, "metaverifier": 3},
  "bootstrap_batch": 4, "bootstrap_max_len": {"generator": 160, "verifier": 200, "metaverifier": 400},
- "grpo_max_len": 256}
+ "bootstrap_flawed": 0.5, "bootstrap_plants": {"skip": 1}, "grpo_max_len": 256}
 EOF
 if "$DSM" loop --config "$T/native.json" --run native --dir "$T/native" >"$T/c.out" 2>"$T/c.err"; then ok "native run"; else bad "native run: $(tail -8 "$T/c.err")"; fi
 NR=$(q "SELECT id FROM runs WHERE name = 'native'")
 st=$(q "SELECT string_agg(stage, ',' ORDER BY round, stage) FROM loop_stages WHERE run_id = $NR AND (stage LIKE 'boot_%' OR stage LIKE 'grpo_%')")
+# the generator's SFT mix follows bootstrap_flawed / bootstrap_plants: correct proofs and skipped steps only
+mix=$(grep -o '"plant": *"[a-z_]*"' "$T/native/data/sft-generator.jsonl" | sort | uniq -c | awk '{print $NF}' | tr -d '"' | paste -sd,)
+[ "$mix" = "none,skip" ] && ok "bootstrap_plants shapes the generator's SFT data" || bad "generator SFT plants: $mix"
 [ "$st" = "boot_generator,boot_metaverifier,boot_verifier,grpo_generator,grpo_verifier" ] && ok "bootstrap and GRPO stages ran" || bad "stages: $st"
 for role in generator verifier; do
   path=$(q "SELECT path FROM models WHERE run_id = $NR AND role = '$role' AND round = 1")
@@ -185,6 +188,14 @@ grep -q -- "--model $gen0 .*--lora r=4,alpha=8" "$T/loraloop/logs/grpo_generator
 [ "$(q "SELECT count(*) FROM models WHERE run_id = $LR AND round IN (1, 2)")" = 4 ] && ok "LoRA loop: merged models registered" || bad "LoRA loop models"
 echo '{"heldout": -1}' > "$T/bad_h.json"
 expect_fail "bad heldout" 2 '"heldout" must be an integer' -- "$DSM" loop --config "$T/bad_h.json"
+echo '{"bootstrap_plants": {"skipp": 1}}' > "$T/bad_p.json"
+expect_fail "unknown plant kind" 2 '"skipp" is not a planted error kind' -- "$DSM" loop --config "$T/bad_p.json"
+echo '{"bootstrap_plants": {"none": 1}}' > "$T/bad_p2.json"
+expect_fail "plant none is not an error" 2 '"none" is not a planted error kind' -- "$DSM" loop --config "$T/bad_p2.json"
+echo '{"bootstrap_plants": {"skip": 0}}' > "$T/bad_p3.json"
+expect_fail "plant weights sum to 0" 2 'needs a positive weight' -- "$DSM" loop --config "$T/bad_p3.json"
+echo '{"bootstrap_flawed": 1.5}' > "$T/bad_f.json"
+expect_fail "flawed share above 1" 2 '"bootstrap_flawed" must be a number in \[0, 1\]' -- "$DSM" loop --config "$T/bad_f.json"
 echo '{"grpo_lora": "r=0"}' > "$T/bad_l.json"
 expect_fail "bad grpo_lora" 2 '"grpo_lora"' -- "$DSM" loop --config "$T/bad_l.json"
 echo '{"template": "relative.md"}' > "$T/bad_t.json"
