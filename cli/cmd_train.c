@@ -1,18 +1,15 @@
 /* cmd_train.c - `dsm train sft`: supervised fine-tuning of a model directory on JSONL records,
  * with AdamW/SGD, schedules, gradient accumulation, clipping, checkpoints, resume and metrics.
  * See docs/training.md. */
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/dp.h"
 #include "common/chat.h"
-#include "common/dist.h"
 #include "common/log.h"
 #include "common/lora.h"
 #include "common/model.h"
@@ -27,10 +24,7 @@ struct sft_args {
     const char *model, *data, *out, *optim, *schedule, *resume, *device, *lora, *chat, *metrics, *base_dtype;
     double lr, wd, max_grad_norm, eval_split, beta1, beta2, eps;
     int warmup, batch, accum, max_len, save_every, eval_every, threads, recompute, quiet, stop_after;
-    /* data parallelism (common/dist.h): --dp N launches N ranks here; a rank has world > 0 */
-    int dp, dp_rank, dp_world, dp_check_every;
-    const char *dp_transport, *dp_rendezvous;
-    double dp_timeout;
+    struct cli_dp dp; /* data parallelism (cli/dp.h) */
     long steps, seed;
     double epochs;
 };
@@ -88,76 +82,6 @@ static void progress(int tty, long step, long total, double loss, double lr, dou
     }
 }
 
-/* Every rank hashes its weights after a step; they must be equal (dist.h). */
-static int check_same_weights(struct dsm_dist *d, struct dsm_backend *be, const struct dsm_optim_tensor *ps, int n, long step,
-                              struct dsm_err *err) {
-    uint64_t h = DSM_HASH_INIT;
-    for (int i = 0; i < n; i++) h = dsm_hash_device(be, ps[i].p, ps[i].n * sizeof(float), h);
-    char what[64];
-    snprintf(what, sizeof what, "weights after step %ld", step);
-    int rc = dsm_dist_check_equal(d, h, what, err);
-    if (!rc) LOG_DEBUG("rank %d: weights after step %ld hash %016llx", dsm_dist_rank(d), step, (unsigned long long)h);
-    return rc;
-}
-
-/* --dp N: run N ranks of this command on this machine (shm transport), each with its share of the
- * CPU threads; the first failure stops the others. Returns the first non-zero exit status. */
-static int launch_ranks(struct sft_args *a, int argc, char **argv) {
-    const char *cmd = "train sft";
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int threads = a->threads > 0 ? a->threads : (int)(ncpu > 0 ? ncpu : 1);
-    int per = threads / a->dp > 0 ? threads / a->dp : 1;
-    char rdv[256], ws[16], ts[16], rs[DSM_DIST_MAX_WORLD][16];
-    snprintf(rdv, sizeof rdv, "%s/dsm-dp-%ld-%ld", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (long)getpid(),
-             (long)(dsm_now() * 1000) % 1000000);
-    snprintf(ws, sizeof ws, "%d", a->dp);
-    snprintf(ts, sizeof ts, "%d", per);
-    char self[4096];
-    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (sl <= 0) return cli_usage_error(cmd, "--dp: cannot find our own binary");
-    self[sl] = 0;
-    char **av = calloc((size_t)argc + 16, sizeof *av);
-    pid_t pids[DSM_DIST_MAX_WORLD] = {0};
-    if (!av) return cli_usage_error(cmd, "out of memory");
-    LOG_INFO("data parallelism: %d ranks on this machine, %d thread(s) each, rendezvous %s", a->dp, per, rdv);
-    int status_rc = 0;
-    for (int r = 0; r < a->dp; r++) {
-        int k = 0;
-        av[k++] = "dsm", av[k++] = "train";
-        for (int i = 0; i < argc; i++) av[k++] = argv[i]; /* "sft" and the user's flags (--dp is ignored by a rank) */
-        snprintf(rs[r], sizeof rs[r], "%d", r);
-        av[k++] = "--threads", av[k++] = ts, av[k++] = "--dp-rank", av[k++] = rs[r], av[k++] = "--dp-world", av[k++] = ws;
-        av[k++] = "--dp-rendezvous", av[k++] = rdv, av[k++] = "--dp-transport", av[k++] = "shm";
-        av[k] = NULL;
-        pid_t pid = fork();
-        if (pid == 0) {
-            execv(self, av);
-            _exit(127);
-        }
-        if (pid < 0) {
-            status_rc = cli_usage_error(cmd, "--dp: fork failed: %s", strerror(errno));
-            break;
-        }
-        pids[r] = pid;
-    }
-    free(av);
-    for (int left = a->dp; left > 0; left--) {
-        int st;
-        pid_t pid = wait(&st);
-        if (pid < 0) break;
-        int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-        if (code && !status_rc) {
-            status_rc = code;
-            for (int r = 0; r < a->dp; r++)
-                if (pids[r] > 0 && pids[r] != pid) kill(pids[r], SIGTERM);
-        }
-        for (int r = 0; r < a->dp; r++)
-            if (pids[r] == pid) pids[r] = 0;
-    }
-    unlink(rdv); /* rank 0 removes it once all joined; this covers a start that failed */
-    return status_rc;
-}
-
 static int run_sft(struct sft_args *a) {
     const char *cmd = "train sft";
     struct dsm_err err = {0};
@@ -167,7 +91,7 @@ static int run_sft(struct sft_args *a) {
     struct dsm_train *t = NULL;
     struct dsm_optim *o = NULL;
     struct dsm_dist *dist = NULL;
-    int world = a->dp_world > 1 ? a->dp_world : 1, lead = a->dp_rank == 0;
+    int world = a->dp.world > 1 ? a->dp.world : 1, lead = a->dp.rank == 0;
     struct sft_data data = {0}, eval = {0};
     struct stream st = {0};
     FILE *mf = NULL;
@@ -233,11 +157,7 @@ static int run_sft(struct sft_args *a) {
 
     /* model, trainer, optimizer */
     if ((rc = dsm_backend_open(a->device, a->threads, &be, &err))) goto fail;
-    if (world > 1) {
-        struct dsm_dist_opts dopt = {a->dp_transport, a->dp_rendezvous, a->dp_rank, world, a->dp_timeout};
-        if ((rc = dsm_dist_open(&dopt, be, &dist, &err))) goto fail;
-        LOG_INFO("data parallelism: rank %d of %d (%s)", a->dp_rank, world, a->dp_transport);
-    }
+    if ((rc = cli_dp_open(&a->dp, be, &dist, &err))) goto fail;
     struct dsm_model_opts mo = {.max_tokens = 1, .max_seq = a->max_len, .wdtype = DSM_DT_F32};
     if (!strcmp(a->base_dtype, "bf16")) mo.wdtype = DSM_DT_BF16;
     else if (!strcmp(a->base_dtype, "f16")) mo.wdtype = DSM_DT_F16;
@@ -328,7 +248,7 @@ static int run_sft(struct sft_args *a) {
         double nll = 0;
         long tokens = 0;
         for (int mb = 0; mb < a->accum; mb++) {
-            int T, g = a->dp_rank * a->accum + mb; /* the micro-batch's place in the step */
+            int T, g = a->dp.rank * a->accum + mb; /* the micro-batch's place in the step */
             double part;
             sft_data_batch(&data, idx + (long)g * B, B, ids, lab, &T);
             dsm_train_set_seed(t, (uint64_t)a->seed * 0x100000001B3ull + (uint64_t)step * 1024 + (uint64_t)g);
@@ -344,8 +264,8 @@ static int run_sft(struct sft_args *a) {
         }
         double gnorm, lr;
         if ((rc = dsm_optim_step(o, &gnorm, &lr, &err))) goto fail;
-        if (dist && ((a->dp_check_every && (step + 1) % a->dp_check_every == 0) || step + 1 == total) &&
-            (rc = check_same_weights(dist, be, params, n_params, step + 1, &err)))
+        if (dist && ((a->dp.check_every && (step + 1) % a->dp.check_every == 0) || step + 1 == total) &&
+            (rc = cli_dp_check_weights(dist, be, params, n_params, step + 1, &err)))
             goto fail;
         double dt = dsm_now() - t0;
         cs.step = step + 1, cs.epoch = st.epoch, cs.cursor = st.cursor, cs.tokens += tokens, cs.elapsed_s += dt;
@@ -412,7 +332,7 @@ out:
 static int train_sft(int argc, char **argv) {
     struct sft_args a = {.optim = "adamw", .schedule = "cosine", .device = "cpu", .base_dtype = "f32", .lr = 1e-4, .max_grad_norm = 1.0,
                          .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8, .batch = 1, .accum = 1, .max_len = 512, .seed = 42,
-                         .dp_check_every = 100};
+                         .dp = CLI_DP_DEFAULTS};
     const struct cli_opt opts[] = {
         {"--model", CLI_STR, &a.model, "DIR", "model directory to fine-tune (required)"},
         {"--data", CLI_STR, &a.data, "FILE", "JSONL records: prompt/response, messages, or input_ids/labels (required)"},
@@ -445,13 +365,7 @@ static int train_sft(int argc, char **argv) {
         {"--lora", CLI_STR, &a.lora, "SPEC", "train a LoRA adapter: r=16,alpha=32,dropout=0,targets=q_proj+k_proj+... (default all 7 projections)"},
         {"--stop-after", CLI_INT, &a.stop_after, "N", "save a checkpoint and exit after N steps of this run (time slicing)"},
         {"--quiet", CLI_FLAG, &a.quiet, NULL, "no progress output"},
-        {"--dp", CLI_INT, &a.dp, "N", "data parallelism: run N ranks on this machine, each training 1/N of every step (shm)"},
-        {"--dp-rank", CLI_INT, &a.dp_rank, "R", "run as rank R of a data-parallel group (with --dp-world, --dp-rendezvous)"},
-        {"--dp-world", CLI_INT, &a.dp_world, "N", "ranks in the group"},
-        {"--dp-rendezvous", CLI_STR, &a.dp_rendezvous, "PATH", "the group's meeting file: rank 0 creates it (shm: local, e.g. /dev/shm/x; nccl: shared)"},
-        {"--dp-transport", CLI_STR, &a.dp_transport, "shm|nccl", "how gradients are summed (default shm; nccl: one process per GPU)"},
-        {"--dp-check-every", CLI_INT, &a.dp_check_every, "N", "compare a hash of every rank's weights every N steps (default 100; always after the last)"},
-        {"--dp-timeout", CLI_DOUBLE, &a.dp_timeout, "S", "longest wait for another rank, seconds (default 600)"},
+        CLI_DP_OPTS(a.dp),
     };
     const struct cli_cmd_spec spec = {
         "train sft", "--model DIR --data FILE.jsonl --out DIR [options]",
@@ -463,19 +377,7 @@ static int train_sft(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (!a.model || !a.data || !a.out) return cli_usage_error(spec.name, "--model, --data and --out are required");
-    if (a.dp < 0 || a.dp > DSM_DIST_MAX_WORLD || a.dp_world < 0 || a.dp_world > DSM_DIST_MAX_WORLD || a.dp_check_every < 0 ||
-        a.dp_timeout < 0)
-        return cli_usage_error(spec.name, "--dp and --dp-world must be in 0..%d, --dp-check-every and --dp-timeout >= 0",
-                               DSM_DIST_MAX_WORLD);
-    if (a.dp_world > 1) {
-        if (a.dp_rank < 0 || a.dp_rank >= a.dp_world || !a.dp_rendezvous)
-            return cli_usage_error(spec.name, "--dp-world %d needs --dp-rank in 0..%d and --dp-rendezvous PATH", a.dp_world,
-                                   a.dp_world - 1);
-        if (!a.dp_transport) a.dp_transport = "shm";
-        return run_sft(&a);
-    }
-    if (a.dp_rank || a.dp_rendezvous) return cli_usage_error(spec.name, "--dp-rank and --dp-rendezvous need --dp-world > 1");
-    if (a.dp > 1) return launch_ranks(&a, argc, argv);
+    if ((rc = cli_dp_dispatch(spec.name, "train", &a.dp, a.threads, argc, argv)) >= 0) return rc;
     return run_sft(&a);
 }
 

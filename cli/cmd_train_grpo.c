@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/dp.h"
 #include "common/answer.h"
 #include "common/chat.h"
 #include "common/db.h"
@@ -90,6 +91,7 @@ struct grpo_args {
     long run_id, round, seed;
     int updates, batch, max_len, threads, dry_run;
     double beta, eps, lr, wd, max_grad_norm, human_share;
+    struct cli_dp dp; /* data parallelism: each rank takes a contiguous share of the sequences */
 };
 
 static double snap_score(double x) { return x < 0.25 ? 0.0 : x < 0.75 ? 0.5 : 1.0; }
@@ -189,6 +191,7 @@ static int run_grpo(struct grpo_args *a) {
     int n_params = 0, n = 0, used = 0, rc = 0;
     const struct chat_format *fmt = NULL;
     struct ans_checker *ck = NULL;
+    struct dsm_dist *dist = NULL;
     if (strcmp(a->reward, "v2") && strcmp(a->reward, "rule"))
         return cli_usage_error(cmd, "--reward must be v2 or rule, not '%s'", a->reward);
     if (!strcmp(a->reward, "rule")) {
@@ -291,9 +294,13 @@ static int run_grpo(struct grpo_args *a) {
     double gnorm = 0;
     if (a->dry_run) {
         /* rewards only: nothing is loaded, trained or written */
-    } else if ((rc = dsm_backend_open(a->device, a->threads, &be, &err))) {
+    } else if ((rc = dsm_backend_open(a->device, a->threads, &be, &err)) || (rc = cli_dp_open(&a->dp, be, &dist, &err))) {
         goto fail;
     }
+    /* this rank's sequences [lo, hi); the loss is still normalised by all of them */
+    int world = dist ? dsm_dist_world(dist) : 1, lead = !dist || dsm_dist_rank(dist) == 0;
+    int lo = dist ? (int)((long)used * dsm_dist_rank(dist) / world) : 0;
+    int hi = dist ? (int)((long)used * (dsm_dist_rank(dist) + 1) / world) : used;
     struct dsm_model_opts mo = {.max_tokens = 1, .max_seq = a->max_len, .wdtype = DSM_DT_F32};
     if (!a->dry_run && (rc = dsm_model_load(a->model, be, &mo, &m, &err))) goto fail;
     /* a fresh adapter's A is seeded from the run and round, so a rerun writes the same weights */
@@ -323,27 +330,36 @@ static int run_grpo(struct grpo_args *a) {
             /* the reference: the base model (adapter off) with LoRA, else the round's starting policy */
             seqs[s].ref_logp = lora ? refp[s] : old[s];
         }
-        if ((rc = grpo_token_logp(t, seqs, used, old, &err))) goto fail;
+        if ((rc = grpo_token_logp(t, seqs + lo, hi - lo, old + lo, &err))) goto fail;
         if (lora) {
             dsm_train_lora_enable(t, 0);
-            rc = grpo_token_logp(t, seqs, used, refp, &err);
+            rc = grpo_token_logp(t, seqs + lo, hi - lo, refp + lo, &err);
             dsm_train_lora_enable(t, 1);
             if (rc) goto fail;
         }
         for (int u = 0; u < a->updates; u++) {
             memset(&st, 0, sizeof st);
             dsm_train_zero_grad(t);
-            if ((rc = grpo_backward(t, seqs, used, 1.0 / used, &go, &st, &err)) ||
-                (rc = dsm_optim_step(o, &gnorm, NULL, &err)))
+            if ((rc = grpo_backward(t, seqs + lo, hi - lo, 1.0 / used, &go, &st, &err))) goto fail;
+            if (dist) { /* sum the ranks' gradients and statistics: every rank then takes the same step */
+                size_t ng;
+                float *g = dsm_train_grad_slab(t, &ng);
+                double v[5] = {st.loss, st.kl_sum, st.ratio_sum, (double)st.clipped, (double)st.tokens};
+                if ((rc = dsm_dist_allreduce(dist, g, ng, &err)) || (rc = dsm_dist_allreduce_host(dist, v, 5, &err))) goto fail;
+                st.loss = v[0], st.kl_sum = v[1], st.ratio_sum = v[2], st.clipped = (long)v[3], st.tokens = (long)v[4];
+            }
+            if ((rc = dsm_optim_step(o, &gnorm, NULL, &err))) goto fail;
+            if (dist && ((a->dp.check_every && (u + 1) % a->dp.check_every == 0) || u + 1 == a->updates) &&
+                (rc = cli_dp_check_weights(dist, be, params, n_params, u + 1, &err)))
                 goto fail;
             LOG_INFO("update %d/%d: loss %.5f, kl %.2e, ratio %.4f, clipped %.3f, grad norm %.4f", u + 1, a->updates, st.loss,
                      st.tokens ? st.kl_sum / st.tokens : 0.0, st.tokens ? st.ratio_sum / st.tokens : 0.0,
                      st.tokens ? (double)st.clipped / st.tokens : 0.0, gnorm);
         }
-        if ((rc = write_out(a, m, lora, &err))) goto fail;
+        if (lead && (rc = write_out(a, m, lora, &err))) goto fail;
     } else {
         LOG_WARN("no group with different rewards: the model is written unchanged");
-        if ((rc = write_out(a, m, lora, &err))) goto fail;
+        if (lead && (rc = write_out(a, m, lora, &err))) goto fail;
     }
     json_t *sum = json_pack("{s:s,s:i,s:f,s:i,s:i,s:i,s:f,s:f,s:f,s:f,s:I,s:f,s:s?,s:s}", "role", a->role, "rollouts", n,
                             "mean_reward", n ? rsum / n : 0.0, "groups", groups, "groups_flat", flat, "sequences", used,
@@ -353,7 +369,8 @@ static int run_grpo(struct grpo_args *a) {
                             lora ? "base model (adapter off)" : "policy at the start of the update");
     char *s = sum ? json_dumps(sum, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(sum);
-    if (s) printf("%s\n", s);
+    if (dist && (rc = dsm_dist_check_equal(dist, 0, "the final barrier", &err))) goto fail; /* rank 0 wrote --out */
+    if (s && lead) printf("%s\n", s);
     free(s);
     fflush(stdout);
     rc = 0;
@@ -371,6 +388,7 @@ out:
     dsm_train_destroy(t);
     dsm_lora_destroy(lora);
     dsm_model_destroy(m);
+    dsm_dist_close(dist);
     dsm_backend_destroy(be);
     tok_destroy(tok);
     db_close(db);
@@ -381,7 +399,7 @@ out:
 
 int cmd_train_grpo(int argc, char **argv) {
     struct grpo_args a = {.device = "auto", .reward = "v2", .updates = 1, .batch = 16, .max_len = 1024, .beta = 0.04, .eps = 0.2,
-                          .lr = 1e-6, .max_grad_norm = 1.0, .round = -1};
+                          .lr = 1e-6, .max_grad_norm = 1.0, .round = -1, .dp = CLI_DP_DEFAULTS};
     const struct cli_opt opts[] = {
         {"--role", CLI_STR, &a.role, "R", "verifier or generator (required)"},
         {"--model", CLI_STR, &a.model, "DIR", "the policy that sampled the round (required)"},
@@ -408,6 +426,7 @@ int cmd_train_grpo(int argc, char **argv) {
         {"--device", CLI_STR, &a.device, "D", "auto, cpu or ref (default auto)"},
         {"--dry-run", CLI_FLAG, &a.dry_run, NULL, "compute and print the rewards only (no --model or --out needed; nothing trained)"},
         {"--threads", CLI_INT, &a.threads, "N", "CPU threads (default all)"},
+        CLI_DP_OPTS(a.dp),
     };
     const struct cli_cmd_spec spec = {
         "train grpo", "--role verifier|generator --model DIR --out DIR --run-id N --round N [options]",
@@ -419,5 +438,6 @@ int cmd_train_grpo(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? 0 : rc;
     if (!a.role) return cli_usage_error(spec.name, "--role is required (verifier or generator)");
+    if ((rc = cli_dp_dispatch(spec.name, "train", &a.dp, a.threads, argc, argv)) >= 0) return rc;
     return run_grpo(&a);
 }

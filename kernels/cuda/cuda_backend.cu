@@ -17,6 +17,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ struct cuda_impl {
     size_t work_bytes;
     int first_error;      /* a recorded failure: code, and its message below */
     char error[160];
+    void *nccl_lib;       /* libnccl.so.2, opened at the first collective (dlopen: optional) */
+    void *nccl_comm;      /* ncclComm_t of the data-parallel group, NULL outside one */
 };
 
 #define IMPL(be) ((struct cuda_impl *)(be)->impl)
@@ -157,10 +160,104 @@ static int cu_sync(struct dsm_backend *be, struct dsm_err *err) {
     return code;
 }
 
+/* ---- collectives: NCCL, loaded with dlopen so that the module starts where NCCL is not
+ * installed (the types come from nccl.h; the functions are looked up by name). ---- */
+#include <nccl.h>
+
+struct nccl_api {
+    ncclResult_t (*get_unique_id)(ncclUniqueId *);
+    ncclResult_t (*comm_init_rank)(ncclComm_t *, int, ncclUniqueId, int);
+    ncclResult_t (*all_reduce)(const void *, void *, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t);
+    ncclResult_t (*comm_destroy)(ncclComm_t);
+    const char *(*get_error_string)(ncclResult_t);
+};
+static struct nccl_api g_nccl;
+
+static int nccl_load(struct cuda_impl *ci, struct dsm_err *err) {
+    if (ci->nccl_lib) return DSM_OK;
+    void *h = dlopen("libnccl.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        if (err) snprintf(err->msg, sizeof err->msg, "NCCL is not installed (libnccl.so.2: %s)", dlerror()), err->code = DSM_EUNSUPPORTED;
+        return DSM_EUNSUPPORTED;
+    }
+    g_nccl.get_unique_id = (ncclResult_t(*)(ncclUniqueId *))dlsym(h, "ncclGetUniqueId");
+    g_nccl.comm_init_rank = (ncclResult_t(*)(ncclComm_t *, int, ncclUniqueId, int))dlsym(h, "ncclCommInitRank");
+    g_nccl.all_reduce = (ncclResult_t(*)(const void *, void *, size_t, ncclDataType_t, ncclRedOp_t, ncclComm_t,
+                                         cudaStream_t))dlsym(h, "ncclAllReduce");
+    g_nccl.comm_destroy = (ncclResult_t(*)(ncclComm_t))dlsym(h, "ncclCommDestroy");
+    g_nccl.get_error_string = (const char *(*)(ncclResult_t))dlsym(h, "ncclGetErrorString");
+    if (!g_nccl.get_unique_id || !g_nccl.comm_init_rank || !g_nccl.all_reduce || !g_nccl.comm_destroy ||
+        !g_nccl.get_error_string) {
+        dlclose(h);
+        if (err) snprintf(err->msg, sizeof err->msg, "libnccl.so.2 lacks the NCCL 2 functions dsm needs"), err->code = DSM_EUNSUPPORTED;
+        return DSM_EUNSUPPORTED;
+    }
+    ci->nccl_lib = h;
+    return DSM_OK;
+}
+
+static int nccl_err(struct dsm_err *err, const char *what, ncclResult_t r) {
+    if (err) snprintf(err->msg, sizeof err->msg, "%s: %s (NCCL %d)", what, g_nccl.get_error_string(r), (int)r), err->code = DSM_EBACKEND;
+    return DSM_EBACKEND;
+}
+
+static int cu_coll_id(struct dsm_backend *be, void *id, size_t cap, size_t *len, struct dsm_err *err) {
+    int rc = nccl_load(IMPL(be), err);
+    if (rc) return rc;
+    ncclUniqueId u;
+    if (cap < sizeof u) {
+        if (err) snprintf(err->msg, sizeof err->msg, "an NCCL id needs %zu bytes", sizeof u), err->code = DSM_EINVAL;
+        return DSM_EINVAL;
+    }
+    ncclResult_t r = g_nccl.get_unique_id(&u);
+    if (r != ncclSuccess) return nccl_err(err, "ncclGetUniqueId", r);
+    memcpy(id, &u, sizeof u);
+    *len = sizeof u;
+    return DSM_OK;
+}
+
+static int cu_coll_init(struct dsm_backend *be, const void *id, size_t len, int rank, int world, struct dsm_err *err) {
+    struct cuda_impl *ci = IMPL(be);
+    int rc = nccl_load(ci, err);
+    if (rc) return rc;
+    ncclUniqueId u;
+    if (len != sizeof u) {
+        if (err) snprintf(err->msg, sizeof err->msg, "the NCCL id has %zu bytes, not %zu", len, sizeof u), err->code = DSM_EINVAL;
+        return DSM_EINVAL;
+    }
+    memcpy(&u, id, sizeof u);
+    ncclComm_t comm;
+    ncclResult_t r = g_nccl.comm_init_rank(&comm, world, u, rank);
+    if (r != ncclSuccess) return nccl_err(err, "ncclCommInitRank", r);
+    ci->nccl_comm = comm;
+    return DSM_OK;
+}
+
+/* Sum in place; NCCL's ring order is fixed for a fixed group and size, so every rank gets the
+ * same bits (NCCL documents all-reduce results as identical across ranks). */
+static int cu_coll_allreduce(struct dsm_backend *be, float *buf, size_t n, struct dsm_err *err) {
+    struct cuda_impl *ci = IMPL(be);
+    if (!ci->nccl_comm) {
+        if (err) snprintf(err->msg, sizeof err->msg, "no NCCL group: join one first"), err->code = DSM_EINVAL;
+        return DSM_EINVAL;
+    }
+    ncclResult_t r = g_nccl.all_reduce(buf, buf, n, ncclFloat32, ncclSum, (ncclComm_t)ci->nccl_comm, ci->stream);
+    if (r != ncclSuccess) return nccl_err(err, "ncclAllReduce", r);
+    cudaError_t e = cudaStreamSynchronize(ci->stream);
+    return e == cudaSuccess ? DSM_OK : set_err(err, DSM_EBACKEND, "the NCCL all-reduce failed", e);
+}
+
+static void cu_coll_fini(struct dsm_backend *be) {
+    struct cuda_impl *ci = IMPL(be);
+    if (ci->nccl_comm) g_nccl.comm_destroy((ncclComm_t)ci->nccl_comm);
+    ci->nccl_comm = NULL; /* the library stays loaded: NCCL keeps threads and handlers */
+}
+
 static void cu_destroy(struct dsm_backend *be) {
     if (!be) return;
     struct cuda_impl *ci = IMPL(be);
     if (ci) {
+        cu_coll_fini(be);
         cudaStreamSynchronize(ci->stream);
         cudaFree(ci->conv), cudaFree(ci->wide), cudaFree(ci->work);
         cublasDestroy(ci->blas);
@@ -822,6 +919,7 @@ extern "C" __attribute__((visibility("default"))) int dsm_cuda_backend_create(in
     be->attention_backward = cu_attention_backward, be->swiglu_backward = cu_swiglu_backward;
     be->cross_entropy = cu_cross_entropy, be->sumsq = cu_sumsq, be->adamw = cu_adamw, be->sgd = cu_sgd;
     be->scale = cu_scale, be->dropout = cu_dropout;
+    be->coll_id = cu_coll_id, be->coll_init = cu_coll_init, be->coll_allreduce = cu_coll_allreduce, be->coll_fini = cu_coll_fini;
     snprintf(be->desc, sizeof be->desc, "CUDA %s (sm_%d%d, %.0f GiB), cuBLAS (unverified)", prop.name,
              prop.major, prop.minor, (double)prop.totalGlobalMem / (1u << 30));
     *out = be;

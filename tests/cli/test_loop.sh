@@ -110,7 +110,7 @@ if "$DSM" loop --config "$T/native.json" --run native --dir "$T/native" >"$T/c.o
 NR=$(q "SELECT id FROM runs WHERE name = 'native'")
 st=$(q "SELECT string_agg(stage, ',' ORDER BY round, stage) FROM loop_stages WHERE run_id = $NR AND (stage LIKE 'boot_%' OR stage LIKE 'grpo_%')")
 # the generator's SFT mix follows bootstrap_flawed / bootstrap_plants: correct proofs and skipped steps only
-mix=$(grep -o '"plant": *"[a-z_]*"' "$T/native/data/sft-generator.jsonl" | sort | uniq -c | awk '{print $NF}' | tr -d '"' | paste -sd,)
+mix=$(grep -o '"plant": *"[a-z_]*"' "$T/native/data/sft-generator.jsonl" | sed 's/.*"\([a-z_]*\)"$/\1/' | sort -u | paste -sd,)
 [ "$mix" = "none,skip" ] && ok "bootstrap_plants shapes the generator's SFT data" || bad "generator SFT plants: $mix"
 [ "$st" = "boot_generator,boot_metaverifier,boot_verifier,grpo_generator,grpo_verifier" ] && ok "bootstrap and GRPO stages ran" || bad "stages: $st"
 for role in generator verifier; do
@@ -133,6 +133,31 @@ if "$DSM" train grpo --role generator --reward rule --model "$gen0" --out "$T/ru
 grep -q '"mean_reward":0.5,' "$T/rule.json" && grep -q '"groups":2,' "$T/rule.json" && ok "rule rewards: half the answers right, groups used" ||
   bad "rule summary: $(cat "$T/rule.json")"
 cmp -s "$T/rule/model.safetensors" "$gen0/model.safetensors" && bad "the rule update changed nothing" || ok "the rule update changed the weights"
+# the same update by two data-parallel ranks (each half of the sequences, gradients summed): the
+# same summary and weights within float rounding; the ranks' weights compared after every update
+if "$DSM" train grpo --role generator --reward rule --model "$gen0" --out "$T/rule2" --run-id "$NR" --round 1 --template synth \
+     --lr 1e-3 --max-len 256 --updates 2 --dp 2 --dp-check-every 1 >"$T/rule2.json" 2>"$T/rule2.err" &&
+   "$DSM" train grpo --role generator --reward rule --model "$gen0" --out "$T/rule1" --run-id "$NR" --round 1 --template synth \
+     --lr 1e-3 --max-len 256 --updates 2 >"$T/rule1.json" 2>"$T/rule1.err"; then
+  python3 - "$T/rule1" "$T/rule2" <<'PY' && ok "GRPO with --dp 2 = one process (summary, weights)" || bad "GRPO --dp 2 differs: $(cat "$T/rule1.json" "$T/rule2.json")"
+import array, json, struct, sys
+a, b = (json.load(open(d + '.json')) for d in sys.argv[1:3])
+for k in ('loss', 'kl', 'grad_norm', 'clip_frac'):
+    assert abs(a[k] - b[k]) <= 1e-5 * max(1e-3, abs(a[k])), (k, a[k], b[k])
+assert a['sequences'] == b['sequences'] == 4 and a['tokens'] == b['tokens']
+def load(p):
+    raw = open(p + '/model.safetensors', 'rb').read(); n = struct.unpack('<Q', raw[:8])[0]; h = json.loads(raw[8:8 + n]); out = {}
+    for k, v in h.items():
+        if k != '__metadata__':
+            s, e = v['data_offsets']; t = array.array('f'); t.frombytes(raw[8 + n + s:8 + n + e]); out[k] = t
+    return out
+x, y = load(sys.argv[1]), load(sys.argv[2])
+d = max(abs(p - q) for k in x for p, q in zip(x[k], y[k]))
+# AdamW divides by sqrt(v): a weight whose gradient is near 0 moves by a good part of lr = 1e-3
+# either way, so the bound is lr / 10, not float rounding
+assert d < 1e-4, d
+PY
+else bad "GRPO --dp 2: $(tail -3 "$T/rule2.err")"; fi
 # GRPO with LoRA on the same rollouts: the reference is the base with the adapter off; the output
 # holds the adapter and the merged model; a second update continues the adapter (its KL is > 0 at once)
 if "$DSM" train grpo --role generator --reward rule --model "$gen0" --out "$T/lora1" --run-id "$NR" --round 1 --template synth \
