@@ -223,6 +223,18 @@ static int run_sft(struct sft_args *a) {
              a->recompute ? " (recompute)" : "", grad_b / 1e6);
     size_t n_grad = 0;
     float *gslab = dsm_train_grad_slab(t, &n_grad);
+    {   /* the memory estimate of the run, beside what the device has */
+        long long trainable = 0;
+        for (int i = 0; i < n_params; i++) trainable += (long long)params[i].n;
+        double wmb = (double)dsm_config_n_params(&cfg) * (mo.wdtype == DSM_DT_F32 ? 4 : 2) / 1e6;
+        double omb = oc.kind == DSM_OPTIM_ADAMW ? 8.0 * (double)trainable / 1e6 : 0.0;
+        size_t fb = 0, tb = 0;
+        char dev[96] = "";
+        if (be->mem_info && be->mem_info(be, &fb, &tb) == 0)
+            snprintf(dev, sizeof dev, "; %s has %.0f MB free of %.0f MB", be->name, fb / 1e6, tb / 1e6);
+        LOG_INFO("memory: weights %.1f MB + gradients %.1f MB + optimizer %.1f MB + activations %.1f MB = %.1f MB%s", wmb,
+                 grad_b / 1e6, omb, act_b / 1e6, wmb + grad_b / 1e6 + omb + act_b / 1e6, dev);
+    }
 
     if (eval.n && cs.step == 0) { /* the starting point of the eval curve */
         double el;

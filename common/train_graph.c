@@ -243,6 +243,14 @@ int dsm_train_create(struct dsm_model *m, const struct dsm_train_opts *opts, str
     if (!t->g || !t->xres || !t->la || !t->logp_host || !t->tgt_host || !t->rows_host) goto fail;
     if ((rc = alloc_grads(t, err))) goto fail;
     t->abytes = carve(t, NULL);
+    size_t avail, total;
+    if (be->mem_info && be->mem_info(be, &avail, &total) == 0 && t->abytes > avail) {
+        rc = dsm_errf(err, DSM_ENOMEM,
+                      "training activations for %d rows need %.1f MB, but %s has %.1f MB free of %.1f MB "
+                      "(lower --batch-size or --max-len, or use --recompute)",
+                      t->rows, t->abytes / 1e6, be->name, avail / 1e6, total / 1e6);
+        goto fail;
+    }
     t->aslab = be->alloc(be, t->abytes);
     if (!t->aslab) {
         rc = dsm_errf(err, DSM_ENOMEM, "cannot allocate %zu bytes of training activations (%d rows; try --recompute or a smaller batch)",

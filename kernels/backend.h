@@ -219,6 +219,10 @@ struct dsm_backend {
     int (*coll_allreduce)(struct dsm_backend *be, float *buf, size_t n, struct dsm_err *err);
     /* Leave the communicator (no-op when none). */
     void (*coll_fini)(struct dsm_backend *be);
+
+    /* Optional: memory the backend can still allocate and its total, in bytes (host: the
+     * kernel's MemAvailable and MemTotal; CUDA: cudaMemGetInfo). 0 on success. */
+    int (*mem_info)(struct dsm_backend *be, size_t *free_bytes, size_t *total_bytes);
 };
 
 /* The dropout mask every backend uses: element i is kept when a splitmix64 hash of (seed, i),

@@ -2,6 +2,7 @@
 #include "kernels/cpu/host_mem.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -58,7 +59,25 @@ static int host_sync(struct dsm_backend *be, struct dsm_err *err) {
     return DSM_OK;
 }
 
+/* MemAvailable and MemTotal of /proc/meminfo (kB lines). */
+static int host_mem_info(struct dsm_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    (void)be;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char line[256];
+    unsigned long long avail = 0, total = 0, v;
+    while (fgets(line, sizeof line, f)) {
+        if (sscanf(line, "MemAvailable: %llu kB", &v) == 1) avail = v;
+        else if (sscanf(line, "MemTotal: %llu kB", &v) == 1) total = v;
+    }
+    fclose(f);
+    if (!avail || !total) return -1;
+    *free_bytes = (size_t)avail * 1024, *total_bytes = (size_t)total * 1024;
+    return 0;
+}
+
 void host_mem_fill(struct dsm_backend *be) {
+    be->mem_info = host_mem_info;
     be->alloc = host_alloc;
     be->free = host_free;
     be->advise_sparse = host_advise_sparse;

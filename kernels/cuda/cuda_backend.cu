@@ -253,6 +253,11 @@ static void cu_coll_fini(struct dsm_backend *be) {
     ci->nccl_comm = NULL; /* the library stays loaded: NCCL keeps threads and handlers */
 }
 
+static int cu_mem_info(struct dsm_backend *be, size_t *free_bytes, size_t *total_bytes) {
+    (void)be;
+    return cudaMemGetInfo(free_bytes, total_bytes) == cudaSuccess ? 0 : -1;
+}
+
 static void cu_destroy(struct dsm_backend *be) {
     if (!be) return;
     struct cuda_impl *ci = IMPL(be);
@@ -919,6 +924,7 @@ extern "C" __attribute__((visibility("default"))) int dsm_cuda_backend_create(in
     be->attention_backward = cu_attention_backward, be->swiglu_backward = cu_swiglu_backward;
     be->cross_entropy = cu_cross_entropy, be->sumsq = cu_sumsq, be->adamw = cu_adamw, be->sgd = cu_sgd;
     be->scale = cu_scale, be->dropout = cu_dropout;
+    be->mem_info = cu_mem_info;
     be->coll_id = cu_coll_id, be->coll_init = cu_coll_init, be->coll_allreduce = cu_coll_allreduce, be->coll_fini = cu_coll_fini;
     snprintf(be->desc, sizeof be->desc, "CUDA %s (sm_%d%d, %.0f GiB), cuBLAS (unverified)", prop.name,
              prop.major, prop.minor, (double)prop.totalGlobalMem / (1u << 30));

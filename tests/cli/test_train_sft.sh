@@ -109,6 +109,12 @@ printf 'nope\n{"prompt": "a", "response": ""}\n' > "$T/allbad.jsonl"
 expect_fail "no usable record" 2 "no usable training record" -- "$DSM" train sft --model "$T/m" --data "$T/allbad.jsonl" --out "$T/x"
 expect_fail "missing data file" 2 "cannot open training data" -- "$DSM" train sft --model "$T/m" --data "$T/none.jsonl" --out "$T/x"
 expect_fail "missing --out" 2 "required" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl"
+# activations beyond what the machine has: refused before anything is allocated, with the numbers
+expect_fail "activations beyond memory" 3 "training activations for 409600000 rows need [0-9.]+ MB, but cpu has [0-9.]+ MB free of [0-9.]+ MB" -- \
+  "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --batch-size 100000 --max-len 4096
+"$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/mem" --steps 1 --batch-size 2 --max-len 64 2>"$T/mem.err" &&
+  grep -qE "memory: weights [0-9.]+ MB \+ gradients [0-9.]+ MB \+ optimizer [0-9.]+ MB \+ activations [0-9.]+ MB = [0-9.]+ MB; cpu has" "$T/mem.err" &&
+  ok "the memory estimate is printed before training" || bad "memory estimate: $(grep memory "$T/mem.err")"
 expect_fail "bad optimizer" 2 "adamw or sgd" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --optim adam
 expect_fail "bad lr" 2 "out-of-range" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --lr -1
 expect_fail "max-len too long" 2 "max_position_embeddings" -- "$DSM" train sft --model "$T/m" --data "$T/d.jsonl" --out "$T/x" --max-len 100000
