@@ -62,6 +62,7 @@ struct loop_cfg {
     int boot_from[R_N];       /* the role whose bootstrap model a role's SFT starts from (-1: a new model) */
     double boot_lr;
     double boot_flawed;       /* generator SFT: share of proofs with a planted error */
+    double boot_carry;        /* generator SFT: share of the others with the first carry dropped */
     double boot_plants[SYNTH_PLANT_COUNT_]; /* generator SFT: weights of the planted kinds (NONE unused) */
     /* GRPO */
     double grpo_lr, beta, eps;
@@ -246,6 +247,7 @@ static int cfg_load(const char *path, struct loop_cfg *c, json_t **raw, struct d
         else if (!strcmp(k, "bootstrap_warmup")) rc = cfg_int(v, k, 0, 1000000, &c->boot_warmup, err);
         else if (!strcmp(k, "bootstrap_lr")) rc = cfg_num(v, k, 1e-12, 10, &c->boot_lr, err);
         else if (!strcmp(k, "bootstrap_flawed")) rc = cfg_num(v, k, 0, 1, &c->boot_flawed, err);
+        else if (!strcmp(k, "bootstrap_carry_drop")) rc = cfg_num(v, k, 0, 1, &c->boot_carry, err);
         else if (!strcmp(k, "bootstrap_plants")) {
             /* {"skip": 60, "arith": 10, ...}: the listed kinds get these weights, the others 0 */
             const char *pk;
@@ -378,6 +380,7 @@ static int write_sft_data(struct loop *L, int role, const char *path, struct dsm
     o.diff_lo = L->c.diff_lo, o.diff_hi = L->c.diff_hi;
     if (role == R_GEN) {
         o.gen_flawed = L->c.boot_flawed;
+        o.gen_carry_drop = L->c.boot_carry;
         memcpy(o.plant_w + 1, L->c.boot_plants + 1, sizeof o.plant_w - sizeof o.plant_w[0]);
     }
     char tmp[2400];

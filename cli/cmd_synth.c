@@ -385,6 +385,8 @@ static int synth_sft(int argc, char **argv) {
          "weights of none,false_issue,missed,wrong_score,expr_error (default 40,25,15,10,10)"},
         {"--noise", CLI_DOUBLE, &o.ver_noise, "X", "verifier: share of flawed analyses (default 0.15)"},
         {"--flawed", CLI_DOUBLE, &o.gen_flawed, "X", "generator: share of flawed proofs (default 0.3)"},
+        {"--carry-drop", CLI_DOUBLE, &o.gen_carry_drop, "X",
+         "generator: share of the other proofs whose first carry or borrow is dropped, believed right (default 0)"},
         {"--dishonest", CLI_DOUBLE, &o.gen_dishonest, "X",
          "generator: share of flawed proofs claimed right (default 0.333)"},
         {"--messages", CLI_FLAG, &messages, NULL,

@@ -153,6 +153,13 @@ double synth_plant_score(enum synth_plant k);
  * out[cap]. *planted (may be NULL) receives the plant actually written (MERGE becomes SKIP for a
  * one- or two-operation problem; SKIP/MERGE/COPY of a one-operation problem become ARITH).
  * Returns the length, or -1 when it does not fit in cap (SYNTH_TEXT_CAP always fits). */
+/* Write a proof of p whose first step with a carry (units digits adding to 10 or more) or a
+ * borrow (units digit of the left side smaller) has the carry dropped: its result is 10 too
+ * small (addition) or 10 too large (subtraction); later steps continue from it, and the
+ * conclusion restates the claim. *dropped receives 1, or 0 when no step carries (then the
+ * proof is correct). Returns the length, or -1 when it does not fit. */
+int synth_proof_write_carry(const struct synth_problem *p, char *out, size_t cap, int *dropped);
+
 int synth_proof_write(const struct synth_problem *p, enum synth_plant plant, uint64_t seed,
                       char *out, size_t cap, enum synth_plant *planted);
 
@@ -255,6 +262,9 @@ struct synth_sft_opts {
     double aflaw_w[SYNTH_AFLAW_COUNT_]; /* metaverifier: analysis kinds; verifier noise kinds */
     double gen_flawed;         /* generator: share of flawed proofs */
     double gen_dishonest;      /* generator: share of the flawed ones claimed right */
+    double gen_carry_drop;     /* generator: share of the otherwise correct proofs whose first
+                                * carry or borrow is dropped, believed right (a systematic
+                                * error, as people make; 0 in the default mix) */
 };
 
 /* Fill o with the documented defaults. */

@@ -38,6 +38,29 @@ static long long slip(struct synth_rng *r, long long v) {
     return v + x;
 }
 
+static long long units(long long v) { return (v < 0 ? -v : v) % 10; }
+
+int synth_proof_write_carry(const struct synth_problem *p, char *out, size_t cap, int *dropped) {
+    struct synth_buf b;
+    synth_buf_init(&b, out, cap);
+    long long cur = p->operand[0];
+    *dropped = 0;
+    for (int i = 1; i <= p->n_ops; i++) {
+        long long a = p->operand[i];
+        long long v = p->op[i] == '+' ? cur + a : cur - a;
+        if (!*dropped && cur >= 0) {
+            if (p->op[i] == '+' && units(cur) + units(a) >= 10) v -= 10, *dropped = 1;
+            else if (p->op[i] == '-' && units(cur) < units(a)) v += 10, *dropped = 1;
+        }
+        synth_buf_printf(&b, "%lld %c %lld = %lld\n", cur, p->op[i], a, v);
+        cur = v;
+    }
+    synth_buf_str(&b, "So ");
+    synth_buf_expr(&b, p->operand[0], p->op + 1, p->operand + 1, p->n_ops);
+    synth_buf_printf(&b, " = %lld.\n", p->claim);
+    return synth_buf_end(&b);
+}
+
 int synth_proof_write(const struct synth_problem *p, enum synth_plant plant, uint64_t seed,
                       char *out, size_t cap, enum synth_plant *planted) {
     int n = p->n_ops;

@@ -110,7 +110,7 @@ int synth_sft_opts_check(const struct synth_sft_opts *o, struct dsm_err *err) {
         const char *name;
         double v;
     } shares[] = {{"verifier noise", o->ver_noise}, {"generator flawed share", o->gen_flawed},
-                  {"generator dishonest share", o->gen_dishonest}};
+                  {"generator dishonest share", o->gen_dishonest}, {"generator carry-drop share", o->gen_carry_drop}};
     for (size_t i = 0; i < sizeof shares / sizeof shares[0]; i++)
         if (!(shares[i].v >= 0 && shares[i].v <= 1))
             return dsm_errf(err, DSM_EINVAL, "%s must be in [0, 1], got %g", shares[i].name, shares[i].v);
@@ -148,18 +148,27 @@ int synth_sft_record(enum synth_role role, uint64_t seed, uint64_t index,
     synth_problem_text(&p, ptext, sizeof ptext);
 
     enum synth_plant plant = SYNTH_PLANT_NONE, planted;
-    int flawed = 1, honest = 1;
+    int flawed = 1, honest = 1, carry = 0;
     if (role == SYNTH_ROLE_GENERATOR) {
         flawed = synth_rng_unit(&r) < o->gen_flawed;
         if (flawed) {
             plant = (enum synth_plant)(1 + synth_rng_pick(&r, o->plant_w + 1, SYNTH_PLANT_COUNT_ - 1));
             honest = !(synth_rng_unit(&r) < o->gen_dishonest);
+        } else if (o->gen_carry_drop > 0 && synth_rng_unit(&r) < o->gen_carry_drop) {
+            carry = 1; /* the writer drops the carry and believes the proof right */
         }
     } else {
         plant = (enum synth_plant)synth_rng_pick(&r, o->plant_w, SYNTH_PLANT_COUNT_);
     }
     uint64_t wseed = synth_rng_next(&r);
-    int plen = synth_proof_write(&p, plant, wseed, proof, sizeof proof, &planted);
+    int plen, dropped = 0;
+    if (carry) {
+        plen = synth_proof_write_carry(&p, proof, sizeof proof, &dropped);
+        planted = dropped ? SYNTH_PLANT_ARITH : SYNTH_PLANT_NONE;
+        honest = !dropped;
+    } else {
+        plen = synth_proof_write(&p, plant, wseed, proof, sizeof proof, &planted);
+    }
     if (plen < 0) return dsm_errf(err, DSM_EINVAL, "item %llu: the proof does not fit", (unsigned long long)index);
     struct synth_verdict v;
     synth_check(&p, proof, (size_t)plen, &v);
@@ -195,7 +204,7 @@ int synth_sft_record(enum synth_role role, uint64_t seed, uint64_t index,
         json_object_set_new(meta, "index", json_integer((json_int_t)index)) ||
         json_object_set_new(meta, "difficulty", json_integer(d)) ||
         json_object_set_new(meta, "problem", json_string(ptext)) ||
-        json_object_set_new(meta, "plant", json_string(synth_plant_name(planted))) ||
+        json_object_set_new(meta, "plant", json_string(dropped ? "carry_drop" : synth_plant_name(planted))) ||
         json_object_set_new(meta, "score", jnum(v.score)) ||
         json_object_set_new(meta, "defect", json_string(synth_defect_name(v.defect))))
         goto oom;

@@ -436,7 +436,72 @@ static void test_sft(void) {
     CHECK(synth_sft_record(SYNTH_ROLE_VERIFIER, 1, 1, &o, &r, &err) == DSM_EINVAL && !r);
 }
 
+/* The carry-dropping writer (the generator's systematic error): score 0 with a wrong step at the
+ * first carry or borrow, a correct proof when nothing carries; the SFT mix uses it only when asked. */
+static void test_carry_drop(void) {
+    int dropped_n = 0, clean_n = 0;
+    for (uint64_t i = 0; i < 2000; i++) {
+        struct synth_problem p;
+        struct dsm_err err = {0};
+        CHECK(synth_problem_generate(5, i, 1 + (int)(i % 5), &p, &err) == DSM_OK);
+        char proof[SYNTH_TEXT_CAP];
+        int dropped = -1, len = synth_proof_write_carry(&p, proof, sizeof proof, &dropped);
+        CHECK(len > 0 && (dropped == 0 || dropped == 1));
+        /* where the first carry or borrow is, from the problem alone */
+        int first = 0;
+        long long cur = p.operand[0];
+        for (int k = 1; k <= p.n_ops && !first; k++) {
+            long long a = p.operand[k];
+            if (p.op[k] == '+' ? cur % 10 + a % 10 >= 10 : cur % 10 < a % 10) first = k;
+            cur = p.op[k] == '+' ? cur + a : cur - a;
+        }
+        struct synth_verdict v;
+        synth_check(&p, proof, (size_t)len, &v);
+        if (first) {
+            dropped_n++;
+            CHECK(dropped == 1 && v.score == 0 && v.defect == SYNTH_DEFECT_ARITH && v.line == first);
+        } else {
+            clean_n++;
+            CHECK(dropped == 0 && v.score == 1);
+        }
+    }
+    CHECK(dropped_n > 500 && clean_n > 50);
+    struct synth_problem p;
+    struct dsm_err err = {0};
+    CHECK(synth_problem_parse("Show that 8 + 9 + 1 = 18.", 25, &p, &err) == DSM_OK);
+    char proof[SYNTH_TEXT_CAP];
+    int dropped;
+    CHECK(synth_proof_write_carry(&p, proof, sizeof proof, &dropped) > 0 && dropped);
+    CHECK(!strcmp(proof, "8 + 9 = 7\n7 + 1 = 8\nSo 8 + 9 + 1 = 18.\n"));
+    /* the generator's mix: with the share at 1 every record whose problem carries drops it and
+     * claims the proof right; at 0 (the default) the records are those of before */
+    struct synth_sft_opts o;
+    synth_sft_opts_default(&o);
+    o.diff_lo = o.diff_hi = 1;
+    int carried = 0, same = 1;
+    for (uint64_t i = 0; i < 200; i++) {
+        json_t *a = NULL, *b = NULL;
+        o.gen_flawed = 0, o.gen_carry_drop = 1;
+        CHECK(synth_sft_record(SYNTH_ROLE_GENERATOR, 3, i, &o, &a, &err) == DSM_OK);
+        o.gen_carry_drop = 0;
+        CHECK(synth_sft_record(SYNTH_ROLE_GENERATOR, 3, i, &o, &b, &err) == DSM_OK);
+        json_t *ma = json_object_get(a, "meta");
+        if (!strcmp(json_string_value(json_object_get(ma, "plant")), "carry_drop")) {
+            carried++;
+            CHECK(json_real_value(json_object_get(ma, "score")) == 0 && json_is_false(json_object_get(ma, "honest")) &&
+                  json_real_value(json_object_get(ma, "self_score")) == 1);
+        }
+        same &= !strcmp(json_string_value(json_object_get(json_object_get(b, "meta"), "plant")), "none");
+        json_decref(a), json_decref(b);
+    }
+    CHECK(carried > 60 && same);
+    o.gen_carry_drop = 1.5;
+    json_t *bad = NULL;
+    CHECK(synth_sft_record(SYNTH_ROLE_GENERATOR, 3, 0, &o, &bad, &err) == DSM_EINVAL && strstr(err.msg, "carry-drop") && !bad);
+}
+
 int main(void) {
+    test_carry_drop();
     test_golden();
     test_problems();
     test_agreement();
